@@ -1,0 +1,80 @@
+package config
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+func TestDefaultDiscoversWithSensibleDefaults(t *testing.T) {
+	cfg := Default()
+	require.True(t, cfg.DiscoveryEnabled(), "no apps configured must mean discovery")
+	require.Equal(t, DefaultPollInterval, time.Duration(cfg.Logs.PollInterval))
+	require.Equal(t, DefaultRotateGrace, time.Duration(cfg.Logs.RotateGrace))
+	require.Equal(t, "/proc", cfg.Discovery.ProcPath)
+	require.Equal(t, DefaultTimelineEvents, cfg.Timeline.MaxEvents)
+}
+
+func TestLoadGood(t *testing.T) {
+	cfg, err := Load("testdata/good.yml")
+	require.NoError(t, err)
+	require.Len(t, cfg.Apps, 2)
+	require.Equal(t, "shop", cfg.Apps[0].Name)
+	require.Equal(t, 60*time.Second, time.Duration(cfg.Apps[0].Timeout))
+	require.Equal(t, DefaultGunicornTimeout, time.Duration(cfg.Apps[1].Timeout), "default filled per app")
+	require.True(t, cfg.DiscoveryEnabled())
+	require.Equal(t, time.Minute, time.Duration(cfg.Discovery.Interval))
+	require.Equal(t, 500*time.Millisecond, time.Duration(cfg.Logs.PollInterval))
+	require.Equal(t, []string{"api", "shop"}, cfg.AppNames())
+}
+
+func TestExplicitAppsTurnDiscoveryOffByDefault(t *testing.T) {
+	cfg, err := Parse([]byte("apps:\n  - name: a\n    error_log: /x.log\n"))
+	require.NoError(t, err)
+	require.False(t, cfg.DiscoveryEnabled())
+}
+
+// Every bad config names the field and the line at fault.
+func TestBadConfigNamesFieldAndLine(t *testing.T) {
+	cases := []struct {
+		name, yaml string
+		line       int
+		field, msg string
+	}{
+		{"unknown key", "apps:\n  - name: a\n    error_log: /x.log\n    eror_log: /y.log\n", 4, "", "field eror_log not found"},
+		{"unknown top-level key", "logs:\n  poll_interval: 1s\nbogus: 1\n", 3, "", "field bogus not found"},
+		{"missing name", "apps:\n  - error_log: /x.log\n", 2, "apps[0].name", "required"},
+		{"relative path", "apps:\n  - name: a\n    error_log: relative.log\n", 3, "apps[0].error_log", "absolute path"},
+		{"duplicate name", "apps:\n  - name: a\n    error_log: /x.log\n  - name: a\n    error_log: /y.log\n", 4, "apps[1].name", "already used"},
+		{"bad label value", "apps:\n  - name: 'a b'\n    error_log: /x.log\n", 2, "apps[0].name", "must match"},
+		{"no logs at all", "apps:\n  - name: a\n", 2, "apps[0].error_log", "at least one"},
+		{"bad duration", "logs:\n  poll_interval: fast\n", 2, "", "not a valid duration"},
+		{"interval too short", "discovery:\n  interval: 10ms\n", 2, "discovery.interval", "at least 1s"},
+		{"wrong type", "apps: 3\n", 1, "", "cannot unmarshal"},
+		{"syntax", "apps:\n  - name: [\n", 2, "", "did not find expected node content"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse([]byte(tc.yaml))
+			require.Error(t, err)
+			var ce *Error
+			require.True(t, errors.As(err, &ce), "want *config.Error, got %T: %v", err, err)
+			require.Equal(t, tc.line, ce.Line, "line in %q", err)
+			require.Equal(t, tc.field, ce.Field)
+			require.Contains(t, ce.Msg, tc.msg)
+		})
+	}
+}
+
+func TestLoadErrorNamesFile(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "bad.yml")
+	require.NoError(t, os.WriteFile(p, []byte("apps:\n  - name: a\n    error_log: x\n"), 0o600))
+	_, err := Load(p)
+	require.EqualError(t, err, p+":3: apps[0].error_log: \"x\" must be an absolute path")
+	_, err = Load(filepath.Join(t.TempDir(), "missing.yml"))
+	require.ErrorIs(t, err, os.ErrNotExist)
+}
