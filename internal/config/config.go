@@ -47,9 +47,9 @@ type App struct {
 type Discovery struct {
 	// Enabled defaults to true when no apps are configured, false otherwise:
 	// an explicit app list is authoritative unless discovery is asked for.
-	Enabled  *bool          `yaml:"enabled"`
+	Enabled  *bool    `yaml:"enabled"`
 	Interval Duration `yaml:"interval"`
-	ProcPath string         `yaml:"proc_path"`
+	ProcPath string   `yaml:"proc_path"`
 }
 
 // Logs tunes the log follower shared by every app.
@@ -58,12 +58,12 @@ type Logs struct {
 	// RotateGrace is how long a renamed log keeps being read after rotation;
 	// Gunicorn writes to the renamed file until it receives USR1.
 	RotateGrace  Duration `yaml:"rotate_grace"`
-	MaxLineBytes int            `yaml:"max_line_bytes"`
+	MaxLineBytes int      `yaml:"max_line_bytes"`
 }
 
 // Timeline bounds the in-memory event timeline.
 type Timeline struct {
-	MaxEvents int            `yaml:"max_events"`
+	MaxEvents int      `yaml:"max_events"`
 	MaxAge    Duration `yaml:"max_age"`
 }
 
