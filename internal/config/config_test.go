@@ -78,3 +78,9 @@ func TestLoadErrorNamesFile(t *testing.T) {
 	_, err = Load(filepath.Join(t.TempDir(), "missing.yml"))
 	require.ErrorIs(t, err, os.ErrNotExist)
 }
+
+func TestShippedExampleConfigIsValid(t *testing.T) {
+	cfg, err := Load("../../deploy/config.example.yml")
+	require.NoError(t, err)
+	require.Equal(t, []string{"shop"}, cfg.AppNames())
+}

@@ -1,0 +1,55 @@
+# gunicorn-reflex: the two commands a newcomer needs are `make run` and `make test`.
+GO      ?= go
+BINARY  := gunicorn-reflex
+PKG     := github.com/gunicorn-reflex/gunicorn-reflex
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -s -w \
+	-X github.com/prometheus/common/version.Version=$(VERSION) \
+	-X github.com/prometheus/common/version.Revision=$(shell git rev-parse HEAD 2>/dev/null) \
+	-X github.com/prometheus/common/version.Branch=$(shell git rev-parse --abbrev-ref HEAD 2>/dev/null) \
+	-X github.com/prometheus/common/version.BuildDate=$(shell date -u +%Y%m%d-%H:%M:%S)
+LISTEN  ?= 127.0.0.1:9615
+FUZZTIME ?= 20s
+
+.PHONY: all build run test deps lint vet fmt-check fuzz bench clean
+
+all: build
+
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BINARY) ./cmd/gunicorn-reflex
+
+## run: discover every Gunicorn master on this host and serve metrics on $(LISTEN)
+run: build
+	./$(BINARY) --web.listen-address=$(LISTEN)
+
+## deps: install the Debian packages the tests need (as root), or say which are missing
+deps:
+	./scripts/test-deps.sh
+
+## test: formatting, vet, then every test with the race detector against real Gunicorn/logrotate/promtool
+test: deps fmt-check vet
+	$(GO) test -race -count=1 -timeout 15m ./...
+
+fmt-check:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
+
+vet:
+	$(GO) vet ./...
+
+lint: fmt-check vet
+
+## fuzz: run every fuzz target for FUZZTIME each
+fuzz:
+	@for pkg in $$($(GO) list ./...); do \
+		for t in $$($(GO) test -list '^Fuzz' $$pkg 2>/dev/null | grep '^Fuzz'); do \
+			echo "== $$pkg $$t"; $(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+		done; \
+	done
+
+## bench: Go benchmarks (figures are recorded in BENCHMARKS.md)
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+clean:
+	rm -f $(BINARY)

@@ -1,0 +1,47 @@
+#!/bin/sh
+# Installs (as root, with apt) or names (otherwise) the real programs the
+# tests run: Debian's Gunicorn and a setproctitle module for it, logrotate,
+# and promtool (from the prometheus package). Tests never use mocks of them.
+set -eu
+
+# package:command-or-file that proves it is installed
+NEEDS="gunicorn:/usr/bin/gunicorn
+python3-setproctitle:/usr/lib/python3/dist-packages/setproctitle
+logrotate:/usr/sbin/logrotate
+prometheus:/usr/bin/promtool"
+
+missing=""
+for entry in $NEEDS; do
+	pkg=${entry%%:*}
+	probe=${entry#*:}
+	if ! ls "$probe"* >/dev/null 2>&1; then
+		missing="$missing $pkg"
+	fi
+done
+
+if [ -z "$missing" ]; then
+	exit 0
+fi
+
+if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+	echo "test-deps: installing Debian packages:$missing"
+	export DEBIAN_FRONTEND=noninteractive
+	# Update the package index only when it is missing or older than a day.
+	if [ -z "$(find /var/lib/apt/lists -maxdepth 1 -name '*Packages*' -mtime -1 2>/dev/null | head -n1)" ]; then
+		apt-get update -qq
+	fi
+	# shellcheck disable=SC2086 # word splitting is the point
+	apt-get install -y -qq --no-install-recommends $missing >/dev/null
+	# Debian starts the prometheus service on install; the tests start their
+	# own on loopback, so do not leave a stray one listening on :9090.
+	if command -v systemctl >/dev/null 2>&1; then systemctl stop prometheus prometheus-node-exporter 2>/dev/null || true; fi
+	exit 0
+fi
+
+echo "test-deps: missing Debian packages:$missing" >&2
+echo "test-deps: run 'sudo make deps' (or: sudo apt-get install -y$missing)." >&2
+echo "test-deps: tests that need them will be skipped (they fail when REFLEX_REQUIRE_REAL=1)." >&2
+if [ "${REFLEX_REQUIRE_REAL:-}" = 1 ]; then
+	exit 1
+fi
+exit 0
