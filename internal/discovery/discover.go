@@ -1,0 +1,433 @@
+// Package discovery finds running Gunicorn masters with no configuration:
+// it scans /proc for Gunicorn processes (with or without setproctitle
+// titles), tells masters from workers and from a USR2 re-exec master, and
+// works out each master's name, log files, timeout and pidfile from its
+// command line, its environment (GUNICORN_CMD_ARGS), a Python config file
+// and, when setproctitle has overwritten the command line, its open files.
+//
+// It only reads; it decides nothing and signals nothing. Everything it could
+// not find is said in Master.Notes, so an operator knows which apps[] field
+// to set.
+package discovery
+
+import (
+	"cmp"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gunicorn-reflex/gunicorn-reflex/internal/procinfo"
+)
+
+// NameSource values: where Master.Name came from.
+const (
+	SourceNameFlag   = "name_flag"   // --name/-n on the command line (or in GUNICORN_CMD_ARGS)
+	SourceProcTitle  = "proc_title"  // the setproctitle title "gunicorn: master [NAME]"
+	SourceAppModule  = "app_module"  // the APP_MODULE positional argument (Gunicorn's default proc_name)
+	SourceConfigFile = "config_file" // proc_name (or wsgi_app) in the Python config file
+	SourceUnknown    = "unknown"     // nothing found: Name is "gunicorn", Gunicorn's own default
+)
+
+// DefaultTimeout is Gunicorn's default worker timeout, used when the
+// master's timeout cannot be found.
+const DefaultTimeout = 30 * time.Second
+
+// tailBytes is how much of the end of each candidate log file is read to
+// tell an error log from an access log.
+const tailBytes = 16 << 10
+
+// Master is one running Gunicorn master.
+type Master struct {
+	Identity procinfo.Identity
+	// Name is a label-safe app name (matching ^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$):
+	// from --name/-n, else the setproctitle title, else the APP_MODULE
+	// argument. Two masters with the same name get a "-<discriminator>"
+	// suffix (see Discover).
+	Name, NameSource string
+	// Setproctitle is true when the command line is a setproctitle title
+	// (the original argv is gone).
+	Setproctitle bool
+	// ErrorLog and AccessLog are absolute paths as the master sees them, ""
+	// when unknown or disabled (Notes says which). "-" (stderr/stdout) is
+	// resolved to the file the master's fd 2/fd 1 points to when that is a
+	// regular file.
+	ErrorLog, AccessLog string
+	AccessLogFormat     string        // --access-logformat; "" = Gunicorn's default
+	Timeout             time.Duration // --timeout/-t; DefaultTimeout when not found; 0 = timeouts disabled
+	Pidfile             string        // --pid/-p, absolute; "" when none or unknown
+	ConfigFile          string        // -c/--config (or ./gunicorn.conf.py) actually found, absolute
+	WorkerClass         string        // -k/--worker-class ("sync", "gthread", "uvicorn.workers.UvicornWorker", ...); "" when unknown
+	Workers             []int         // worker pids, sorted
+	UpgradeChild        int           // pid of a not-yet-promoted USR2 master (a child "[NAME.2]"), 0 if none
+	// Listen lists the listening sockets the master holds ("127.0.0.1:8000",
+	// "unix:/run/app.sock"), from /proc/<pid>/net, else from --bind.
+	Listen []string
+	// Notes are sentences about what was not found and why, and where a
+	// value came from when that is not obvious.
+	Notes []string
+}
+
+// gproc is one Gunicorn process seen in the scan.
+type gproc struct {
+	pid, ppid int
+	inv       invocation
+	kids      []int // Gunicorn children
+	role      role
+}
+
+type role int
+
+const (
+	roleUndecided role = iota
+	roleMaster
+	roleUpgradeChild
+	roleWorker
+	roleOther // a gunicorn-looking process that is none of the above (an orphaned worker)
+)
+
+// Discover scans fs for Gunicorn masters and returns them sorted by name.
+//
+// Rules:
+//   - A Gunicorn process is one whose command line is a setproctitle title
+//     "gunicorn: master|worker [NAME]", or runs the gunicorn script or
+//     `python -m gunicorn` (see parseInvocation).
+//   - A master is a Gunicorn process whose parent is not a Gunicorn master.
+//     A titled worker is never a master; an untitled one whose parent is
+//     gone holds exactly one heartbeat file and has no children, and is
+//     skipped as an orphan.
+//   - A child of a master is a worker, except a USR2 re-exec master: titled
+//     "master [NAME.2]" (NAME being the parent's), or untitled with
+//     GUNICORN_PID=<parent> in its environment (or, when that is not
+//     readable, with children of its own or no heartbeat file, which a worker
+//     always holds, gunicorn.md §5.1). That child is the master's
+//     UpgradeChild, not a separate app.
+//   - Names are made label-safe; masters sharing a name all get a
+//     "-<discriminator>" suffix: their first TCP listen port, else the base
+//     name of their unix socket, their pidfile (without extension) or their
+//     error log's directory; never a pid. If that still collides, "-2",
+//     "-3", ... in start order follow.
+//
+// The masters are returned even when err is non-nil: err (wrapping
+// procinfo.ErrPermission) then says which masters could be inspected only in
+// part; their Notes say what is missing.
+func Discover(fs procinfo.FS) ([]Master, error) {
+	pids, err := fs.PIDs()
+	if err != nil {
+		return nil, fmt.Errorf("discover: %w", err)
+	}
+	procs := map[int]*gproc{}
+	for _, pid := range pids {
+		cmd, err := fs.Cmdline(pid)
+		if err != nil {
+			continue // exited, or hidden (hidepid): nothing to discover
+		}
+		inv, ok := parseInvocation(cmd)
+		if !ok {
+			continue
+		}
+		st, err := fs.Stat(pid)
+		if err != nil || st.Zombie() {
+			continue
+		}
+		procs[pid] = &gproc{pid: pid, ppid: st.PPID, inv: inv}
+	}
+	for _, p := range procs {
+		if parent, ok := procs[p.ppid]; ok {
+			parent.kids = append(parent.kids, p.pid)
+		}
+	}
+	for _, p := range procs {
+		slices.Sort(p.kids)
+	}
+	for _, p := range procs {
+		decideRole(fs, procs, p, 0)
+	}
+
+	var (
+		masters []Master
+		errs    []error
+	)
+	for _, pid := range sortedKeys(procs) {
+		p := procs[pid]
+		if p.role != roleMaster {
+			continue
+		}
+		m, err := inspect(fs, procs, p)
+		if err != nil {
+			if !errors.Is(err, procinfo.ErrPermission) {
+				continue // it exited while we looked
+			}
+			errs = append(errs, err)
+		}
+		masters = append(masters, m)
+	}
+	dedupeNames(masters)
+	slices.SortFunc(masters, func(a, b Master) int {
+		if c := strings.Compare(a.Name, b.Name); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.Identity.StartTicks, b.Identity.StartTicks)
+	})
+	return masters, errors.Join(errs...)
+}
+
+func sortedKeys(m map[int]*gproc) []int {
+	keys := make([]int, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+// decideRole sets p.role from its title, its parent's role, its children
+// and its heartbeat files.
+func decideRole(fs procinfo.FS, procs map[int]*gproc, p *gproc, depth int) role {
+	if p.role != roleUndecided {
+		return p.role
+	}
+	if depth > 8 { // a parent chain that long is not Gunicorn's
+		p.role = roleOther
+		return p.role
+	}
+	titled := p.inv.Titled
+	switch {
+	case titled && p.inv.Role == "worker":
+		p.role = roleWorker
+		return p.role
+	case titled && p.inv.Role != "master":
+		p.role = roleOther
+		return p.role
+	}
+	parent, ok := procs[p.ppid]
+	parentIsMaster := false
+	if ok && parent.pid != p.pid {
+		pr := decideRole(fs, procs, parent, depth+1)
+		parentIsMaster = pr == roleMaster || pr == roleUpgradeChild
+	}
+	if !parentIsMaster {
+		p.role = roleMaster
+		if !titled && len(p.kids) == 0 {
+			// A master with no workers holds no heartbeat file; a worker
+			// whose master died holds exactly one (until it notices, within
+			// a second, and exits).
+			if n, ok := heartbeatCount(fs, p.pid); ok && n == 1 {
+				p.role = roleOther
+			}
+		}
+		return p.role
+	}
+	p.role = roleWorker
+	switch {
+	case titled:
+		// The re-exec'd master titles itself "master [NAME.2]". A worker
+		// forked a moment ago still shows its parent's title until it
+		// retitles itself: same name, no ".2" added.
+		if strings.HasSuffix(p.inv.TitleName, ".2") && p.inv.TitleName != parent.inv.TitleName {
+			p.role = roleUpgradeChild
+		}
+	default:
+		// Untitled, master and workers share one argv. The re-exec'd master
+		// has GUNICORN_PID=<old master> in its exec environment (arbiter.py
+		// reexec); a worker is forked, not exec'd, so it does not (and a
+		// promoted master's workers carry the old master's pid, not their
+		// parent's).
+		if env, err := fs.Environ(p.pid, "GUNICORN_PID"); err == nil {
+			if env["GUNICORN_PID"] == strconv.Itoa(p.ppid) {
+				p.role = roleUpgradeChild
+			}
+			break
+		}
+		// environ unreadable: a re-exec'd master has workers of its own, or
+		// none yet and then no heartbeat file (they are close-on-exec),
+		// while a worker always holds one.
+		if len(p.kids) > 0 {
+			p.role = roleUpgradeChild
+		} else if n, ok := heartbeatCount(fs, p.pid); ok && n == 0 {
+			p.role = roleUpgradeChild
+		}
+	}
+	return p.role
+}
+
+// heartbeatCount returns how many heartbeat files pid holds; ok is false
+// when its fds cannot be read.
+func heartbeatCount(fs procinfo.FS, pid int) (int, bool) {
+	hbs, err := fs.HeartbeatFDs(pid)
+	if err != nil {
+		return 0, false
+	}
+	return len(hbs), true
+}
+
+// inspect works out everything about one master.
+func inspect(fs procinfo.FS, procs map[int]*gproc, p *gproc) (Master, error) {
+	m := Master{Setproctitle: p.inv.Titled}
+	var permErr error
+	id, err := fs.Identify(p.pid)
+	switch {
+	case err == nil:
+	case errors.Is(err, procinfo.ErrPermission):
+		// Another user's master: build what the world-readable files give.
+		permErr = err
+		id, err = partialIdentity(fs, p.pid)
+		if err != nil {
+			return Master{}, err
+		}
+	default:
+		return Master{}, err
+	}
+	m.Identity = id
+	for _, k := range p.kids {
+		switch procs[k].role {
+		case roleWorker:
+			m.Workers = append(m.Workers, k)
+		case roleUpgradeChild:
+			m.UpgradeChild = k
+		}
+	}
+
+	in := &inspection{fs: fs, pid: p.pid, m: &m}
+	if cwd, err := fs.Cwd(p.pid); err == nil {
+		in.cwd = cwd
+	} else {
+		permErr = firstPermErr(permErr, err)
+	}
+	files, err := fs.OpenFiles(p.pid)
+	if err == nil {
+		in.files, in.filesOK = files, true
+	} else {
+		permErr = firstPermErr(permErr, err)
+	}
+	if permErr != nil {
+		m.note("cannot read all of /proc/%d (%v): run as Gunicorn's user or root, or with CAP_DAC_READ_SEARCH and CAP_SYS_PTRACE", p.pid, permErr)
+	}
+	in.listen()
+	in.settings(p.inv)
+	in.resolve(p.inv)
+	if permErr != nil {
+		return m, fmt.Errorf("master %d: %w", p.pid, permErr)
+	}
+	return m, nil
+}
+
+// firstPermErr keeps the first permission error and ignores the rest (a process
+// that exited is reported by the caller's next read).
+func firstPermErr(have, err error) error {
+	if have == nil && errors.Is(err, procinfo.ErrPermission) {
+		return err
+	}
+	return have
+}
+
+func partialIdentity(fs procinfo.FS, pid int) (procinfo.Identity, error) {
+	st, err := fs.Stat(pid)
+	if err != nil {
+		return procinfo.Identity{}, err
+	}
+	cmd, err := fs.Cmdline(pid)
+	if err != nil {
+		return procinfo.Identity{}, err
+	}
+	uid, err := fs.UID(pid)
+	if err != nil {
+		uid = -1
+	}
+	return procinfo.Identity{
+		PID: pid, PPID: st.PPID, StartTicks: st.StartTicks, StartTime: st.StartTime,
+		Cmdline: cmd, Comm: st.Comm, UID: uid,
+	}, nil
+}
+
+func (m *Master) note(format string, args ...any) {
+	m.Notes = append(m.Notes, fmt.Sprintf(format, args...))
+}
+
+// inspection holds what is read about one master while its fields are
+// worked out.
+type inspection struct {
+	fs      procinfo.FS
+	pid     int
+	m       *Master
+	cwd     string
+	files   []procinfo.OpenFile
+	filesOK bool
+
+	// Effective settings, with the layer each came from ("config", "env"
+	// for GUNICORN_CMD_ARGS, "argv").
+	val map[string]string
+	src map[string]string
+	// binds are all --bind values of the winning layer.
+	binds []string
+	// nonLiteral settings in the config file this reader cannot evaluate.
+	nonLiteral map[string]bool
+	config     string // absolute path of the config file read, if any
+	// startCwdHint is the PWD the master inherited: its working directory
+	// at start if --chdir has moved it since.
+	startCwdHint string
+}
+
+func (in *inspection) set(layer string, values map[string][]string) {
+	for k, v := range values {
+		if len(v) == 0 {
+			// None in a config file: back to the default.
+			delete(in.val, k)
+			delete(in.src, k)
+			continue
+		}
+		if k == "bind" {
+			in.binds = slices.Clone(v)
+		}
+		in.val[k] = v[len(v)-1]
+		in.src[k] = layer
+	}
+}
+
+// listen fills Master.Listen from the master's sockets.
+func (in *inspection) listen() {
+	if !in.filesOK {
+		return
+	}
+	ls, err := in.fs.Listeners(in.pid)
+	if err != nil {
+		return
+	}
+	for _, l := range ls {
+		if l.Network == "unix" {
+			in.m.Listen = append(in.m.Listen, "unix:"+l.Addr)
+		} else {
+			in.m.Listen = append(in.m.Listen, l.Addr)
+		}
+	}
+}
+
+// settings gathers Gunicorn settings in its own order of precedence:
+// config file < GUNICORN_CMD_ARGS < command line (gunicorn/app/base.py
+// load_config).
+func (in *inspection) settings(inv invocation) {
+	in.val, in.src, in.nonLiteral = map[string]string{}, map[string]string{}, map[string]bool{}
+	var argv, env options
+	if !inv.Titled {
+		argv = parseOptions(inv.Args)
+		if e, err := in.fs.Environ(in.pid, "GUNICORN_CMD_ARGS", "PWD"); err == nil {
+			if s := e["GUNICORN_CMD_ARGS"]; s != "" {
+				env = parseOptions(splitShell(s))
+				in.m.note("GUNICORN_CMD_ARGS is set: %q", s)
+			}
+			in.startCwdHint = e["PWD"]
+		}
+	}
+	in.readConfig(argv, env, inv.Titled)
+	if env.values != nil {
+		in.set("env", env.values)
+	}
+	if argv.values != nil {
+		in.set("argv", argv.values)
+	}
+	if !inv.Titled && len(argv.positional) > 0 {
+		in.val["app_module"], in.src["app_module"] = argv.positional[0], "argv"
+	}
+}
