@@ -9,6 +9,8 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
+	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -531,6 +533,7 @@ func (f *Follower) checkTruncation(ctx context.Context, s *stream, fi fs.FileInf
 	if why == "" {
 		return nil
 	}
+	f.readCopy(ctx, s)
 	s.sp.flush(ctx)
 	s.sp.reset(true)
 	f.log.Info("log file truncated; reading from the start", "reason", RotationTruncate.String(),
@@ -626,4 +629,62 @@ func linkCount(fi fs.FileInfo) uint64 {
 		return uint64(st.Nlink) // Nlink is not uint64 on every unix
 	}
 	return 1
+}
+
+// maxCopyAge bounds which files readCopy considers: a copytruncate copy is
+// written moments before the truncation is noticed.
+const maxCopyAge = 10 * time.Minute
+
+// readCopy finishes reading a truncated file from the copy logrotate's
+// copytruncate made of it. Lines written after the last poll and before the
+// truncate exist only in that copy (as "<name>.1" or "<name>-<date>"); a
+// tailer that just restarts at offset 0 loses them. The copy is recognised
+// by content, not name: it must hold exactly the bytes this follower read
+// (same first bytes and same bytes before the read offset), so nothing is
+// read twice and an unrelated file is never read. A copy compressed before
+// the truncation is noticed cannot be read; that is why logrotate's
+// delaycompress is recommended with copytruncate.
+func (f *Follower) readCopy(ctx context.Context, s *stream) {
+	if s.off == 0 || s.headLen == 0 {
+		return
+	}
+	dir, base := filepath.Split(f.opts.Path)
+	if dir == "" {
+		dir = "."
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	cutoff := f.now().Add(-maxCopyAge)
+	for _, e := range entries {
+		name := e.Name()
+		if name == base || !strings.HasPrefix(name, base) || !e.Type().IsRegular() {
+			continue
+		}
+		fi, err := e.Info()
+		if err != nil || fi.Size() < s.off || fi.ModTime().Before(cutoff) || idOf(fi) == s.id {
+			continue
+		}
+		cp, err := os.Open(filepath.Join(dir, name))
+		if err != nil {
+			continue
+		}
+		c := &stream{f: cp, id: idOf(fi), off: s.off, head: s.head, tail: s.tail, headLen: s.headLen, tailLen: s.tailLen}
+		same, err := c.fingerprintsMatch(f.buf)
+		if err != nil || !same {
+			_ = cp.Close()
+			continue
+		}
+		// Continue the same splitter: a partial line pending at the old
+		// offset goes on in the copy.
+		c.sp = s.sp
+		start := c.off
+		err = f.drain(ctx, c)
+		s.sp = c.sp
+		_ = cp.Close()
+		f.log.Info("read the end of a truncated log from its copytruncate copy",
+			"copy", filepath.Join(dir, name), "bytes", c.off-start, "err", err)
+		return
+	}
 }

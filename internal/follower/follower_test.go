@@ -774,3 +774,59 @@ func TestTestWakerCancelled(t *testing.T) {
 	cancel()
 	require.True(t, errors.Is(w.Step(ctx), context.Canceled))
 }
+
+// A7 and the copytruncate race: lines written after the last poll and
+// before logrotate's truncate are only in the copy. The follower finishes
+// them from the copy (recognised by content), then reads the new content.
+func TestCopytruncateUnreadTailReadFromCopy(t *testing.T) {
+	for _, tc := range []struct {
+		name, copyName string
+		partial        bool
+	}{
+		{"numbered copy", ".1", false},
+		{"dateext copy", "-20261124", false},
+		{"partial line at the old offset", ".1", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := tempLog(t)
+			appendFile(t, path, "")
+			h := newHarness(t, path, nil)
+			h.poll()
+			w := openAppend(t, path)
+			write(t, w, text(seq("old", 0, 100)))
+			want := seq("unread", 0, 30)
+			if tc.partial {
+				write(t, w, "split-")
+				require.Equal(t, seq("old", 0, 100), h.poll())
+				write(t, w, "line\n")
+				want = append([]string{"split-line"}, want...)
+			} else {
+				require.Equal(t, seq("old", 0, 100), h.poll())
+			}
+			write(t, w, text(seq("unread", 0, 30))) // after the last poll
+			// An unrelated file with the same prefix must not be read.
+			appendFile(t, path+".bak", text(seq("unrelated", 0, 500)))
+			copyFile(t, path, path+tc.copyName)
+			require.NoError(t, os.Truncate(path, 0))
+			write(t, w, text(seq("new", 0, 40)))
+			require.Equal(t, append(want, seq("new", 0, 40)...), h.poll())
+			require.Equal(t, wantRotations(0, 1, 0, 0), rotations(h.f.Stats()))
+		})
+	}
+}
+
+// Without a copy (compressed at once, or deleted) the unread tail is lost:
+// the follower cannot invent it, and it still reads the new content once.
+func TestCopytruncateWithoutCopyLosesOnlyTheUnreadTail(t *testing.T) {
+	path := tempLog(t)
+	appendFile(t, path, "")
+	h := newHarness(t, path, nil)
+	h.poll()
+	w := openAppend(t, path)
+	write(t, w, text(seq("old", 0, 100)))
+	require.Equal(t, seq("old", 0, 100), h.poll())
+	write(t, w, text(seq("unread", 0, 30)))
+	require.NoError(t, os.Truncate(path, 0))
+	write(t, w, text(seq("new", 0, 200)))
+	require.Equal(t, seq("new", 0, 200), h.poll())
+}

@@ -1,0 +1,59 @@
+package collector
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/gunicorn-reflex/gunicorn-reflex/internal/follower"
+)
+
+// LogFollow exports the health of every log follower: what it read, how
+// the file rotated, and whether it is keeping up.
+type LogFollow struct {
+	apps AppSource
+
+	lines, bytes, rotations, readErrors *prometheus.Desc
+	oversized, discarded, behind, up    *prometheus.Desc
+}
+
+// NewLogFollow returns the follower-health collector.
+func NewLogFollow(apps AppSource) *LogFollow {
+	return &LogFollow{
+		apps:       apps,
+		lines:      newDesc(reflexNS, "log", "lines_total", "Complete lines read from the log file.", "app", "log"),
+		bytes:      newDesc(reflexNS, "log", "bytes_total", "Bytes read from the log file.", "app", "log"),
+		rotations:  newDesc(reflexNS, "log", "rotations_total", "Rotations the follower detected, by how the file changed: rename, truncate (copytruncate), delete (deleted and recreated), symlink (target swapped).", "app", "log", "reason"),
+		readErrors: newDesc(reflexNS, "log", "read_errors_total", "Failures to open, stat or read the log file (for example permission denied); the follower keeps retrying.", "app", "log"),
+		oversized:  newDesc(reflexNS, "log", "oversized_lines_total", "Lines longer than logs.max_line_bytes; they were cut at that size.", "app", "log"),
+		discarded:  newDesc(reflexNS, "log", "discarded_bytes_total", "Bytes skipped: NUL runs left by a non-append writer after copytruncate, and the tails of oversized lines.", "app", "log"),
+		behind:     newDesc(reflexNS, "log", "bytes_behind", "Bytes written to the log file but not yet read, at the last poll.", "app", "log"),
+		up:         newDesc(reflexNS, "log", "file_up", "1 if the log file is open and readable, 0 if it is missing or unreadable.", "app", "log"),
+	}
+}
+
+// Update implements Collector.
+func (c *LogFollow) Update(ch chan<- prometheus.Metric) error {
+	e := &emitter{ch: ch}
+	for _, s := range c.apps.Snapshot() {
+		if s.HasErrorLog {
+			c.emit(e, s.App, "error", s.ErrorLog)
+		}
+	}
+	return e.err
+}
+
+func (c *LogFollow) emit(e *emitter, app, log string, st follower.Stats) {
+	e.counter(c.lines, st.Lines, app, log)
+	e.counter(c.bytes, st.Bytes, app, log)
+	for _, r := range follower.RotationReasons() {
+		e.counter(c.rotations, st.Rotations[r], app, log, r.String())
+	}
+	e.counter(c.readErrors, st.ReadErrors, app, log)
+	e.counter(c.oversized, st.OversizedLines, app, log)
+	e.counter(c.discarded, st.DiscardedBytes, app, log)
+	e.gauge(c.behind, float64(st.BytesBehind), app, log)
+	up := 0.0
+	if st.Open {
+		up = 1
+	}
+	e.gauge(c.up, up, app, log)
+}

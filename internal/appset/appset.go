@@ -1,0 +1,187 @@
+// Package appset owns the set of Gunicorn apps gunicorn-reflex watches and
+// the per-app pipelines that feed its state: log follower → error-log
+// parser → lifecycle tracker → event timeline. Apps come from the config
+// file and, when enabled, from /proc discovery; Apply reconciles the set
+// after a config reload without losing the counters of apps that stay.
+package appset
+
+import (
+	"context"
+	"log/slog"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/gunicorn-reflex/gunicorn-reflex/internal/config"
+	"github.com/gunicorn-reflex/gunicorn-reflex/internal/follower"
+	"github.com/gunicorn-reflex/gunicorn-reflex/internal/lifecycle"
+	"github.com/gunicorn-reflex/gunicorn-reflex/internal/timeline"
+)
+
+// Source says where an app came from.
+type Source string
+
+// Sources of apps.
+const (
+	SourceConfig    Source = "config"
+	SourceDiscovery Source = "discovery"
+)
+
+// MaxApps bounds how many apps one exporter follows, so a host running
+// hundreds of short-lived masters cannot grow memory or series without end.
+const MaxApps = 64
+
+// Snapshot is a consistent copy of one app's state for a scrape.
+type Snapshot struct {
+	App          string
+	Source       Source
+	ErrorLogPath string
+	Lifecycle    lifecycle.Counts
+	ErrorLog     follower.Stats
+	HasErrorLog  bool
+}
+
+// Spec is what an app pipeline needs; it is built from config or discovery.
+type Spec struct {
+	Name     string
+	Source   Source
+	ErrorLog string
+}
+
+// Manager runs one pipeline per app.
+type Manager struct {
+	logger   *slog.Logger
+	timeline *timeline.Timeline
+	now      func() time.Time
+
+	mu      sync.Mutex
+	logs    config.Logs
+	apps    map[string]*pipeline
+	ctx     context.Context
+	wg      sync.WaitGroup
+	refused map[string]bool
+}
+
+// New returns a manager; call Start before Apply/Ensure.
+func New(logger *slog.Logger, tl *timeline.Timeline) *Manager {
+	return &Manager{logger: logger, timeline: tl, now: time.Now, apps: map[string]*pipeline{}, refused: map[string]bool{}}
+}
+
+// Start binds the manager to ctx: every pipeline stops when ctx is done.
+func (m *Manager) Start(ctx context.Context) {
+	m.mu.Lock()
+	m.ctx = ctx
+	m.mu.Unlock()
+}
+
+// Wait blocks until every pipeline has stopped (after ctx is cancelled).
+func (m *Manager) Wait() { m.wg.Wait() }
+
+// Apply makes the configured apps exactly cfg.Apps, leaving discovered apps
+// alone. Apps whose spec is unchanged keep their pipeline and counters.
+func (m *Manager) Apply(cfg *config.Config) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	logsChanged := m.logs != cfg.Logs
+	m.logs = cfg.Logs
+	want := map[string]Spec{}
+	for _, a := range cfg.Apps {
+		want[a.Name] = Spec{Name: a.Name, Source: SourceConfig, ErrorLog: a.ErrorLog}
+	}
+	for name, p := range m.apps {
+		spec, keep := want[name]
+		if p.spec.Source == SourceConfig && !keep {
+			m.logger.Info("app removed from config; no longer followed", "app", name)
+			m.stopLocked(name)
+			continue
+		}
+		if keep && (spec != p.spec || logsChanged) {
+			m.stopLocked(name)
+		}
+	}
+	for _, name := range sortedKeys(want) {
+		if _, ok := m.apps[name]; !ok {
+			m.startLocked(want[name])
+		}
+	}
+}
+
+// Ensure adds or updates a discovered app. A configured app of the same name
+// wins: discovery never overrides what a person wrote down.
+func (m *Manager) Ensure(spec Spec) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if p, ok := m.apps[spec.Name]; ok {
+		if p.spec.Source == SourceConfig || p.spec == spec {
+			return
+		}
+		m.logger.Info("discovered app changed its error log", "app", spec.Name, "old", p.spec.ErrorLog, "new", spec.ErrorLog)
+		m.stopLocked(spec.Name)
+	}
+	if len(m.apps) >= MaxApps {
+		if !m.refused[spec.Name] {
+			m.refused[spec.Name] = true
+			m.logger.Warn("too many apps; not following this one", "app", spec.Name, "max_apps", MaxApps)
+		}
+		return
+	}
+	m.startLocked(spec)
+}
+
+// Names lists the followed apps, sorted.
+func (m *Manager) Names() []string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return sortedKeys(m.apps)
+}
+
+// Snapshot copies every app's state, sorted by app name.
+func (m *Manager) Snapshot() []Snapshot {
+	m.mu.Lock()
+	ps := make([]*pipeline, 0, len(m.apps))
+	for _, name := range sortedKeys(m.apps) {
+		ps = append(ps, m.apps[name])
+	}
+	m.mu.Unlock()
+	out := make([]Snapshot, 0, len(ps))
+	for _, p := range ps {
+		out = append(out, p.snapshot())
+	}
+	return out
+}
+
+func (m *Manager) startLocked(spec Spec) {
+	if m.ctx == nil {
+		panic("appset: Start must be called before Apply or Ensure")
+	}
+	p, err := newPipeline(spec, m.logs, m.logger.With("app", spec.Name), m.timeline, m.now)
+	if err != nil {
+		m.logger.Error("cannot follow app", "app", spec.Name, "err", err)
+		return
+	}
+	ctx, cancel := context.WithCancel(m.ctx)
+	p.cancel = cancel
+	m.apps[spec.Name] = p
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		p.run(ctx)
+	}()
+	m.logger.Info("following app", "app", spec.Name, "source", string(spec.Source), "error_log", spec.ErrorLog)
+}
+
+func (m *Manager) stopLocked(name string) {
+	if p, ok := m.apps[name]; ok {
+		p.cancel()
+		delete(m.apps, name)
+	}
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}

@@ -1,0 +1,100 @@
+package appset
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/gunicorn-reflex/gunicorn-reflex/internal/config"
+	"github.com/gunicorn-reflex/gunicorn-reflex/internal/follower"
+	"github.com/gunicorn-reflex/gunicorn-reflex/internal/lifecycle"
+	"github.com/gunicorn-reflex/gunicorn-reflex/internal/timeline"
+)
+
+// pipeline is one app's error-log follower feeding its lifecycle tracker.
+// The follower and the tracker run on one goroutine (run), so the tracker
+// sees lines and flushes in order; Snapshot reads are safe concurrently.
+type pipeline struct {
+	spec     Spec
+	logger   *slog.Logger
+	timeline *timeline.Timeline
+	now      func() time.Time
+	poll     time.Duration
+	tracker  *lifecycle.Tracker
+	errLog   *follower.Follower
+	cancel   context.CancelFunc
+}
+
+func newPipeline(spec Spec, logs config.Logs, logger *slog.Logger, tl *timeline.Timeline, now func() time.Time) (*pipeline, error) {
+	p := &pipeline{
+		spec:     spec,
+		logger:   logger,
+		timeline: tl,
+		now:      now,
+		poll:     logs.PollInterval.D(),
+		tracker:  lifecycle.NewTracker(lifecycle.Options{Now: now}),
+	}
+	if spec.ErrorLog != "" {
+		f, err := follower.New(follower.Options{
+			Path:         spec.ErrorLog,
+			PollInterval: logs.PollInterval.D(),
+			RotateGrace:  logs.RotateGrace.D(),
+			MaxLineBytes: logs.MaxLineBytes,
+			Now:          now,
+			Logger:       logger.With("log", "error"),
+		}, p.observeErrorLine)
+		if err != nil {
+			return nil, err
+		}
+		p.errLog = f
+	}
+	return p, nil
+}
+
+func (p *pipeline) observeErrorLine(line []byte) {
+	p.record(p.tracker.ObserveLine(line))
+}
+
+func (p *pipeline) record(facts []lifecycle.Fact) {
+	for _, f := range facts {
+		p.timeline.Append(timeline.Event{
+			Time:   f.Time,
+			App:    p.spec.Name,
+			Source: "errorlog",
+			Kind:   f.Kind,
+			PID:    f.PID,
+			Cause:  f.Cause,
+			Detail: f.Detail,
+		})
+	}
+}
+
+// run polls the follower and flushes the tracker's pending decisions on
+// every tick, so an exit whose explaining line never comes is still counted.
+func (p *pipeline) run(ctx context.Context) {
+	t := time.NewTicker(p.poll)
+	defer t.Stop()
+	for {
+		if p.errLog != nil {
+			p.errLog.Poll()
+		}
+		p.record(p.tracker.Flush(p.now()))
+		select {
+		case <-ctx.Done():
+			if p.errLog != nil {
+				_ = p.errLog.Close()
+			}
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func (p *pipeline) snapshot() Snapshot {
+	s := Snapshot{App: p.spec.Name, Source: p.spec.Source, ErrorLogPath: p.spec.ErrorLog, Lifecycle: p.tracker.Snapshot()}
+	if p.errLog != nil {
+		s.ErrorLog = p.errLog.Stats()
+		s.HasErrorLog = true
+	}
+	return s
+}

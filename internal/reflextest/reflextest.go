@@ -1,0 +1,263 @@
+// Package reflextest runs the real gunicorn-reflex binary for end-to-end
+// tests: it builds it once per test process, starts it on a free loopback
+// port, scrapes /metrics into a queryable form, and stops it by pid.
+package reflextest
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+)
+
+var (
+	buildOnce sync.Once
+	binPath   string
+	buildErr  error
+)
+
+// Binary builds cmd/gunicorn-reflex (once per test process) and returns its path.
+func Binary(t testing.TB) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "reflextest-bin-")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		_, file, _, _ := runtime.Caller(0)
+		root := filepath.Join(filepath.Dir(file), "..", "..")
+		binPath = filepath.Join(dir, "gunicorn-reflex")
+		cmd := exec.Command("go", "build", "-race", "-o", binPath, "./cmd/gunicorn-reflex")
+		cmd.Dir = root
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return binPath
+}
+
+// Exporter is one running gunicorn-reflex process.
+type Exporter struct {
+	URL    string
+	Stderr *lockedBuffer
+	cmd    *exec.Cmd
+	done   chan struct{}
+	t      testing.TB
+}
+
+// Start runs the binary with args plus --web.listen-address on a free
+// loopback port and waits until /-/ready answers 200. A cleanup stops it.
+func Start(t testing.TB, args ...string) *Exporter {
+	t.Helper()
+	port := freePort(t)
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	cmd := exec.Command(Binary(t), append([]string{"--web.listen-address=" + addr, "--log.level=debug"}, args...)...)
+	e := &Exporter{URL: "http://" + addr, Stderr: &lockedBuffer{}, cmd: cmd, done: make(chan struct{}), t: t}
+	cmd.Stdout = e.Stderr
+	cmd.Stderr = e.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start gunicorn-reflex: %v", err)
+	}
+	go func() { _ = cmd.Wait(); close(e.done) }()
+	t.Cleanup(e.Stop)
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		resp, err := http.Get(e.URL + "/-/ready")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return e
+			}
+		}
+		select {
+		case <-e.done:
+			t.Fatalf("gunicorn-reflex exited before it was ready:\n%s", e.Stderr.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("gunicorn-reflex not ready after 20s:\n%s", e.Stderr.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// PID is the exporter's process id.
+func (e *Exporter) PID() int { return e.cmd.Process.Pid }
+
+// Signal sends sig to the exporter.
+func (e *Exporter) Signal(sig syscall.Signal) error { return e.cmd.Process.Signal(sig) }
+
+// Stop terminates the exporter by pid: SIGTERM, then SIGKILL after 10 s.
+func (e *Exporter) Stop() {
+	select {
+	case <-e.done:
+		return
+	default:
+	}
+	_ = e.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-e.done:
+	case <-time.After(10 * time.Second):
+		e.t.Errorf("gunicorn-reflex did not stop within 10s of SIGTERM; killing it")
+		_ = e.cmd.Process.Kill()
+		<-e.done
+	}
+}
+
+// Get fetches a path and returns status and body.
+func (e *Exporter) Get(path string) (int, string, error) {
+	c := &http.Client{Timeout: 10 * time.Second}
+	resp, err := c.Get(e.URL + path)
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b), err
+}
+
+// Metrics is one scrape, keyed by metric family name.
+type Metrics struct {
+	Text     string
+	Families map[string]*dto.MetricFamily
+}
+
+// Scrape fetches /metrics in the text format and parses it.
+func (e *Exporter) Scrape(t testing.TB) *Metrics {
+	t.Helper()
+	status, body, err := e.Get("/metrics")
+	if err != nil || status != http.StatusOK {
+		t.Fatalf("scrape: status %d, err %v\n%s", status, err, body)
+	}
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := p.TextToMetricFamilies(strings.NewReader(body))
+	if err != nil {
+		t.Fatalf("parse /metrics: %v", err)
+	}
+	return &Metrics{Text: body, Families: fams}
+}
+
+// Value returns the value of the series of family name whose labels include
+// every given name=value pair; ok is false when no series matches.
+func (m *Metrics) Value(name string, labels ...string) (float64, bool) {
+	fam, found := m.Families[name]
+	if !found {
+		return 0, false
+	}
+	for _, s := range fam.GetMetric() {
+		if !hasLabels(s, labels) {
+			continue
+		}
+		switch {
+		case s.Counter != nil:
+			return s.Counter.GetValue(), true
+		case s.Gauge != nil:
+			return s.Gauge.GetValue(), true
+		case s.Untyped != nil:
+			return s.Untyped.GetValue(), true
+		}
+	}
+	return 0, false
+}
+
+// Series lists "name{labels} value" lines of a family for failure messages.
+func (m *Metrics) Series(name string) string {
+	var lines []string
+	for _, l := range strings.Split(m.Text, "\n") {
+		if strings.HasPrefix(l, name) {
+			lines = append(lines, l)
+		}
+	}
+	sort.Strings(lines)
+	return strings.Join(lines, "\n")
+}
+
+func hasLabels(s *dto.Metric, kv []string) bool {
+	for i := 0; i+1 < len(kv); i += 2 {
+		found := false
+		for _, lp := range s.GetLabel() {
+			if lp.GetName() == kv[i] && lp.GetValue() == kv[i+1] {
+				found = true
+				break
+			}
+		}
+		if !found {
+			return false
+		}
+	}
+	return true
+}
+
+// WaitValue scrapes until the series equals want or timeout passes, and
+// returns the last scrape.
+func (e *Exporter) WaitValue(t testing.TB, timeout time.Duration, want float64, name string, labels ...string) *Metrics {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		m := e.Scrape(t)
+		if v, ok := m.Value(name, labels...); ok && v == want {
+			return m
+		}
+		if time.Now().After(deadline) {
+			v, ok := m.Value(name, labels...)
+			t.Fatalf("%s%v = %v (present %v), want %v after %v\n%s\nexporter log:\n%s", name, labels, v, ok, want, timeout, m.Series(name), e.Stderr.Tail(40))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func freePort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// Tail returns the last n lines written.
+func (b *lockedBuffer) Tail(n int) string {
+	lines := strings.Split(strings.TrimRight(b.String(), "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
