@@ -34,7 +34,7 @@ func NewLifecycle(apps AppSource) *Lifecycle {
 		timeouts:      newDesc(gunicornNS, "worker", "timeouts_total", "WORKER TIMEOUT events: the master aborted a worker whose heartbeat was older than --timeout."+fromLog, "app"),
 		boots:         newDesc(gunicornNS, "worker", "boots_total", "Workers booted (\"Booting worker with pid\")."+fromLog, "app"),
 		exits:         newDesc(gunicornNS, "worker", "exits_total", "Worker exits by cause, each worker counted once however many lines mention it (see docs/metrics.md for the causes)."+fromLog, "app", "cause"),
-		signalDeaths:  newDesc(gunicornNS, "worker", "signal_deaths_total", "Workers killed by a fatal signal, by signal, including a timeout's SIGKILL escalation; Gunicorn 19.9 does not log these."+fromLog, "app", "signal"),
+		signalDeaths:  newDesc(gunicornNS, "worker", "signal_deaths_total", "Worker exits with cause sigkill or signal, by the signal that killed them (a timeout's SIGKILL escalation and the spurious SIGTERMs of HUP/TTOU are not here); Gunicorn 19.9 does not log these."+fromLog, "app", "signal"),
 		masterStarts:  newDesc(gunicornNS, "master", "starts_total", "Masters started (\"Starting gunicorn\"), including the new master of a USR2 upgrade."+fromLog, "app"),
 		reloads:       newDesc(gunicornNS, "master", "reloads_total", "Master reloads on SIGHUP (\"Hang up\"): every worker is replaced and the worker count resets to the configured value."+fromLog, "app"),
 		promotions:    newDesc(gunicornNS, "master", "promotions_total", "USR2 upgrades completed (\"Master has been promoted\")."+fromLog, "app"),
