@@ -140,3 +140,14 @@ func TestDiscoveryPicksUpLateMaster(t *testing.T) {
 	exp.WaitValue(t, 10*time.Second, 1, "reflex_log_file_up", "app", "reflex-disc-late", "log", "error")
 	require.Contains(t, exp.Stderr.String(), g.ErrorLog)
 }
+
+// A configured app that names only its pidfile gets its error log from the
+// running master, with discovery otherwise off.
+func TestPidfileOnlyAppFindsItsErrorLog(t *testing.T) {
+	g := gunicorntest.Start(t, gunicorntest.Options{Workers: 1})
+	cfg := filepath.Join(t.TempDir(), "reflex.yml")
+	require.NoError(t, os.WriteFile(cfg, []byte("apps:\n  - name: bypid\n    pidfile: "+g.Pidfile+"\n"), 0o600))
+	exp := reflextest.Start(t, "--config.file="+cfg)
+	exp.WaitValue(t, 10*time.Second, 1, "reflex_log_file_up", "app", "bypid", "log", "error")
+	require.Contains(t, exp.Stderr.String(), g.ErrorLog)
+}

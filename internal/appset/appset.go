@@ -46,6 +46,9 @@ type Spec struct {
 	Name     string
 	Source   Source
 	ErrorLog string
+	// Pidfile names the master of a configured app; when ErrorLog is empty
+	// the discovery pass fills it from that master's arguments and files.
+	Pidfile string
 }
 
 // Manager runs one pipeline per app.
@@ -86,7 +89,7 @@ func (m *Manager) Apply(cfg *config.Config) {
 	m.logs = cfg.Logs
 	want := map[string]Spec{}
 	for _, a := range cfg.Apps {
-		want[a.Name] = Spec{Name: a.Name, Source: SourceConfig, ErrorLog: a.ErrorLog}
+		want[a.Name] = Spec{Name: a.Name, Source: SourceConfig, ErrorLog: a.ErrorLog, Pidfile: a.Pidfile}
 	}
 	for name, p := range m.apps {
 		spec, keep := want[name]
@@ -95,15 +98,45 @@ func (m *Manager) Apply(cfg *config.Config) {
 			m.stopLocked(name)
 			continue
 		}
-		if keep && (spec != p.spec || logsChanged) {
+		if keep && (spec != p.configured || logsChanged) {
 			m.stopLocked(name)
 		}
 	}
 	for _, name := range sortedKeys(want) {
 		if _, ok := m.apps[name]; !ok {
-			m.startLocked(want[name])
+			m.startLocked(want[name], want[name])
 		}
 	}
+}
+
+// PidfileApps lists configured apps whose error log must be found from the
+// master named by their pidfile: name -> pidfile.
+func (m *Manager) PidfileApps() map[string]string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := map[string]string{}
+	for name, p := range m.apps {
+		if p.configured.Source == SourceConfig && p.configured.ErrorLog == "" && p.configured.Pidfile != "" {
+			out[name] = p.configured.Pidfile
+		}
+	}
+	return out
+}
+
+// Resolve sets the error log of a configured app that named only a
+// pidfile, as found on its running master.
+func (m *Manager) Resolve(name, errorLog string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	p, ok := m.apps[name]
+	if !ok || p.configured.ErrorLog != "" || p.spec.ErrorLog == errorLog {
+		return
+	}
+	configured := p.configured
+	effective := configured
+	effective.ErrorLog = errorLog
+	m.stopLocked(name)
+	m.startLocked(effective, configured)
 }
 
 // Ensure adds or updates a discovered app. A configured app of the same name
@@ -125,7 +158,7 @@ func (m *Manager) Ensure(spec Spec) {
 		}
 		return
 	}
-	m.startLocked(spec)
+	m.startLocked(spec, spec)
 }
 
 // Names lists the followed apps, sorted.
@@ -150,7 +183,9 @@ func (m *Manager) Snapshot() []Snapshot {
 	return out
 }
 
-func (m *Manager) startLocked(spec Spec) {
+// startLocked runs a pipeline for spec; configured is the spec as the
+// config file (or discovery) gave it, before any resolution.
+func (m *Manager) startLocked(spec, configured Spec) {
 	if m.ctx == nil {
 		panic("appset: Start must be called before Apply or Ensure")
 	}
@@ -161,13 +196,14 @@ func (m *Manager) startLocked(spec Spec) {
 	}
 	ctx, cancel := context.WithCancel(m.ctx)
 	p.cancel = cancel
+	p.configured = configured
 	m.apps[spec.Name] = p
 	m.wg.Add(1)
 	go func() {
 		defer m.wg.Done()
 		p.run(ctx)
 	}()
-	m.logger.Info("following app", "app", spec.Name, "source", string(spec.Source), "error_log", spec.ErrorLog)
+	m.logger.Info("following app", "app", spec.Name, "app_source", string(spec.Source), "error_log", nonEmptyOr(spec.ErrorLog, "not known yet: looking it up from the pidfile"))
 }
 
 func (m *Manager) stopLocked(name string) {

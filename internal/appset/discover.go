@@ -2,6 +2,9 @@ package appset
 
 import (
 	"context"
+	"fmt"
+	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -15,10 +18,14 @@ import (
 // picked up by the next pass. ready is closed after the first pass (or at
 // once when discovery is off). It returns when ctx is done.
 func (m *Manager) RunDiscovery(ctx context.Context, cfg *config.Config, ready chan<- struct{}) {
-	if !cfg.DiscoveryEnabled() {
+	enabled := cfg.DiscoveryEnabled()
+	if !enabled && len(m.PidfileApps()) == 0 {
 		close(ready)
 		m.logger.Info("discovery off: following only the configured apps", "apps", len(cfg.Apps))
 		return
+	}
+	if !enabled {
+		m.logger.Info("discovery off: looking up only the masters of apps configured by pidfile")
 	}
 	fs, err := procinfo.NewFS(cfg.Discovery.ProcPath)
 	if err != nil {
@@ -27,7 +34,7 @@ func (m *Manager) RunDiscovery(ctx context.Context, cfg *config.Config, ready ch
 		return
 	}
 	reported := map[string]string{} // master key -> what was last said about it
-	m.discoverOnce(fs, reported)
+	m.discoverOnce(fs, reported, enabled)
 	close(ready)
 	t := time.NewTicker(cfg.Discovery.Interval.D())
 	defer t.Stop()
@@ -36,17 +43,22 @@ func (m *Manager) RunDiscovery(ctx context.Context, cfg *config.Config, ready ch
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			m.discoverOnce(fs, reported)
+			m.discoverOnce(fs, reported, enabled)
 		}
 	}
 }
 
 // discoverOnce runs one pass. It logs what it found and what it could not
-// find once per change, not on every pass.
-func (m *Manager) discoverOnce(fs procinfo.FS, reported map[string]string) {
+// find once per change, not on every pass. With follow false it only
+// resolves configured apps that named a pidfile but no error log.
+func (m *Manager) discoverOnce(fs procinfo.FS, reported map[string]string, follow bool) {
 	masters, err := discovery.Discover(fs)
-	if err != nil {
+	if err != nil && len(masters) == 0 {
 		m.logger.Warn("discovery pass failed", "err", err)
+		return
+	}
+	m.resolvePidfileApps(masters, reported)
+	if !follow {
 		return
 	}
 	if len(masters) == 0 && reported[""] != "none" {
@@ -79,4 +91,47 @@ func nonEmptyOr(s, def string) string {
 		return def
 	}
 	return s
+}
+
+// resolvePidfileApps finds the error log of configured apps that gave only a
+// pidfile, from the discovered master with that pid.
+func (m *Manager) resolvePidfileApps(masters []discovery.Master, reported map[string]string) {
+	for name, pidfile := range m.PidfileApps() {
+		pid, err := readPidfile(pidfile)
+		var found *discovery.Master
+		for i := range masters {
+			if err == nil && masters[i].Identity.PID == pid {
+				found = &masters[i]
+			}
+		}
+		said := "pidfile:" + pidfile
+		switch {
+		case err != nil:
+			said += " unreadable: " + err.Error()
+		case found == nil:
+			said += " names no running Gunicorn master"
+		case found.ErrorLog == "" || found.ErrorLog == "-":
+			said += " master found, but its error log was not: " + strings.Join(found.Notes, "; ")
+		default:
+			m.Resolve(name, found.ErrorLog)
+			said = ""
+		}
+		if said != "" && reported["pidfile/"+name] != said {
+			m.logger.Warn("cannot find the error log of a configured app from its pidfile", "app", name, "detail", said)
+		}
+		reported["pidfile/"+name] = said
+	}
+}
+
+// readPidfile reads a Gunicorn pidfile ("<pid>\n"); pids <= 1 are refused.
+func readPidfile(path string) (int, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0, err
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || pid <= 1 {
+		return 0, fmt.Errorf("%s does not hold a process id", path)
+	}
+	return pid, nil
 }

@@ -15,14 +15,15 @@ import (
 // The follower and the tracker run on one goroutine (run), so the tracker
 // sees lines and flushes in order; Snapshot reads are safe concurrently.
 type pipeline struct {
-	spec     Spec
-	logger   *slog.Logger
-	timeline *timeline.Timeline
-	now      func() time.Time
-	poll     time.Duration
-	tracker  *lifecycle.Tracker
-	errLog   *follower.Follower
-	cancel   context.CancelFunc
+	spec       Spec
+	configured Spec
+	logger     *slog.Logger
+	timeline   *timeline.Timeline
+	now        func() time.Time
+	poll       time.Duration
+	tracker    *lifecycle.Tracker
+	errLog     *follower.Follower
+	cancel     context.CancelFunc
 }
 
 func newPipeline(spec Spec, logs config.Logs, logger *slog.Logger, tl *timeline.Timeline, now func() time.Time) (*pipeline, error) {
