@@ -47,9 +47,17 @@ fuzz:
 		done; \
 	done
 
-## bench: Go benchmarks (figures are recorded in BENCHMARKS.md)
-bench:
+BENCH_DIR    ?= .bench
+BENCH_CORPUS := $(BENCH_DIR)/access-2M-seed1.log
+
+$(BENCH_CORPUS):
+	mkdir -p $(BENCH_DIR)
+	$(GO) run ./internal/accesslog/corpus/cmd/gencorpus -n 2000000 -seed 1 -paths 10000 -o $@
+
+## bench: Go benchmarks, then the real binary over the 2M-line corpus (figures in BENCHMARKS.md)
+bench: build $(BENCH_CORPUS)
 	$(GO) test -run '^$$' -bench . -benchmem ./...
+	$(GO) run ./internal/bench/oneshot -bin ./$(BINARY) -corpus $(BENCH_CORPUS) -runs 5
 
 clean:
-	rm -f $(BINARY)
+	rm -rf $(BINARY) $(BENCH_DIR)

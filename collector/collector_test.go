@@ -18,6 +18,8 @@ import (
 	"github.com/prometheus/common/promslog"
 	"github.com/stretchr/testify/require"
 
+	"github.com/gunicorn-reflex/gunicorn-reflex/internal/accesslog"
+	"github.com/gunicorn-reflex/gunicorn-reflex/internal/accessstats"
 	"github.com/gunicorn-reflex/gunicorn-reflex/internal/appset"
 	"github.com/gunicorn-reflex/gunicorn-reflex/internal/errorlog"
 	"github.com/gunicorn-reflex/gunicorn-reflex/internal/follower"
@@ -62,8 +64,14 @@ func sampleApps() fakeApps {
 	var st follower.Stats
 	st.Lines, st.Bytes, st.BytesBehind, st.Open = 120, 9000, 42, true
 	st.Rotations[follower.RotationRename] = 1
+	parser, err := accesslog.Compile(accesslog.DefaultFormat + " %(D)s")
+	if err != nil {
+		panic(err)
+	}
+	access := accessstats.New("shop", parser, accessstats.Options{Routes: true, MaxRoutes: 10})
+	access.ObserveLine([]byte(`127.0.0.1 - - [24/Nov/2026:17:50:12 +0000] "GET /users/42 HTTP/1.1" 200 2 "-" "curl/7.88.1" 1500`))
 	return fakeApps{
-		{App: "shop", Source: appset.SourceConfig, Lifecycle: shop, ErrorLog: st, HasErrorLog: true},
+		{App: "shop", Source: appset.SourceConfig, Lifecycle: shop, ErrorLog: st, HasErrorLog: true, Access: access, AccessLog: st},
 		{App: "idle\xff", Source: appset.SourceDiscovery, HasErrorLog: true},
 	}
 }
@@ -77,6 +85,7 @@ func TestGoldenExposition(t *testing.T) {
 	}{
 		{"lifecycle", NewLifecycle(sampleApps())},
 		{"logfollow", NewLogFollow(sampleApps())},
+		{"access", NewAccess(sampleApps())},
 		{"timeline", NewTimeline(tl)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -134,6 +143,7 @@ func TestEveryMetricIsDocumented(t *testing.T) {
 	reg.MustRegister(NewExporter(promslog.NewNopLogger(), map[string]Collector{
 		"lifecycle": NewLifecycle(sampleApps()),
 		"logfollow": NewLogFollow(sampleApps()),
+		"access":    NewAccess(sampleApps()),
 		"timeline":  NewTimeline(timeline.New(16, 0)),
 	}))
 	mfs, err := reg.Gather()

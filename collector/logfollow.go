@@ -37,6 +37,9 @@ func (c *LogFollow) Update(ch chan<- prometheus.Metric) error {
 		if s.HasErrorLog {
 			c.emit(e, s.App, "error", s.ErrorLog)
 		}
+		if s.Access != nil {
+			c.emit(e, s.App, "access", s.AccessLog)
+		}
 	}
 	return e.err
 }

@@ -30,6 +30,7 @@ import (
 	"github.com/prometheus/exporter-toolkit/web/kingpinflag"
 
 	"github.com/gunicorn-reflex/gunicorn-reflex/collector"
+	"github.com/gunicorn-reflex/gunicorn-reflex/internal/accesslog"
 	"github.com/gunicorn-reflex/gunicorn-reflex/internal/appset"
 	"github.com/gunicorn-reflex/gunicorn-reflex/internal/config"
 	"github.com/gunicorn-reflex/gunicorn-reflex/internal/timeline"
@@ -52,6 +53,11 @@ type flags struct {
 	maxRequests   int
 	web           *web.FlagConfig
 	log           *promslog.Config
+
+	oneShotAccessLog string
+	oneShotFormat    string
+	oneShotApp       string
+	oneShotRoutes    bool
 }
 
 func parseFlags(args []string, stdout, stderr io.Writer) (*flags, error) {
@@ -66,6 +72,12 @@ func parseFlags(args []string, stdout, stderr io.Writer) (*flags, error) {
 		BoolVar(&f.configCheck)
 	app.Flag("web.telemetry-path", "Path under which to expose metrics.").Default("/metrics").StringVar(&f.telemetryPath)
 	app.Flag("web.max-requests", "Maximum number of parallel scrape requests; 0 disables the limit.").Default("40").IntVar(&f.maxRequests)
+	app.Flag("oneshot.access-log", "Read this access log from start to end, print its metrics to stdout and exit (no server).").
+		StringVar(&f.oneShotAccessLog)
+	app.Flag("oneshot.access-log-format", "Gunicorn access_log_format of --oneshot.access-log.").
+		Default(accesslog.DefaultFormat).StringVar(&f.oneShotFormat)
+	app.Flag("oneshot.app", "The app label for --oneshot.access-log.").Default("oneshot").StringVar(&f.oneShotApp)
+	app.Flag("oneshot.routes", "Per-route latency for --oneshot.access-log.").BoolVar(&f.oneShotRoutes)
 	f.web = kingpinflag.AddFlags(app, defaultListenAddress)
 	promslogflag.AddFlags(app, f.log)
 	app.Version(version.Print(programName))
@@ -94,6 +106,9 @@ func run(parent context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	f.log.Writer = stderr
 	logger := promslog.New(f.log)
+	if f.oneShotAccessLog != "" {
+		return oneShotAccessLog(parent, f, stdout, stderr)
+	}
 
 	cfg, err := loadConfig(f.configFile)
 	if f.configCheck {
@@ -212,6 +227,7 @@ func newDaemon(ctx context.Context, f *flags, cfg *config.Config, logger *slog.L
 		collector.NewExporter(logger, map[string]collector.Collector{
 			"lifecycle": collector.NewLifecycle(d.apps),
 			"logfollow": collector.NewLogFollow(d.apps),
+			"access":    collector.NewAccess(d.apps),
 			"timeline":  collector.NewTimeline(d.timeline),
 		}),
 	)

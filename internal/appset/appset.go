@@ -8,10 +8,12 @@ package appset
 import (
 	"context"
 	"log/slog"
+	"reflect"
 	"sort"
 	"sync"
 	"time"
 
+	"github.com/gunicorn-reflex/gunicorn-reflex/internal/accessstats"
 	"github.com/gunicorn-reflex/gunicorn-reflex/internal/config"
 	"github.com/gunicorn-reflex/gunicorn-reflex/internal/follower"
 	"github.com/gunicorn-reflex/gunicorn-reflex/internal/lifecycle"
@@ -39,13 +41,19 @@ type Snapshot struct {
 	Lifecycle    lifecycle.Counts
 	ErrorLog     follower.Stats
 	HasErrorLog  bool
+	// Access is nil when the app has no access log to follow.
+	Access    *accessstats.Stats
+	AccessLog follower.Stats
 }
 
 // Spec is what an app pipeline needs; it is built from config or discovery.
 type Spec struct {
-	Name     string
-	Source   Source
-	ErrorLog string
+	Name            string
+	Source          Source
+	ErrorLog        string
+	AccessLog       string
+	AccessLogFormat string
+	Routes          config.Routes
 	// Pidfile names the master of a configured app; when ErrorLog is empty
 	// the discovery pass fills it from that master's arguments and files.
 	Pidfile string
@@ -89,7 +97,8 @@ func (m *Manager) Apply(cfg *config.Config) {
 	m.logs = cfg.Logs
 	want := map[string]Spec{}
 	for _, a := range cfg.Apps {
-		want[a.Name] = Spec{Name: a.Name, Source: SourceConfig, ErrorLog: a.ErrorLog, Pidfile: a.Pidfile}
+		want[a.Name] = Spec{Name: a.Name, Source: SourceConfig, ErrorLog: a.ErrorLog, Pidfile: a.Pidfile,
+			AccessLog: a.AccessLog, AccessLogFormat: a.AccessLogFormat, Routes: a.Routes}
 	}
 	for name, p := range m.apps {
 		spec, keep := want[name]
@@ -98,7 +107,7 @@ func (m *Manager) Apply(cfg *config.Config) {
 			m.stopLocked(name)
 			continue
 		}
-		if keep && (spec != p.configured || logsChanged) {
+		if keep && (!reflect.DeepEqual(spec, p.configured) || logsChanged) {
 			m.stopLocked(name)
 		}
 	}
@@ -125,7 +134,7 @@ func (m *Manager) PidfileApps() map[string]string {
 
 // Resolve sets the error log of a configured app that named only a
 // pidfile, as found on its running master.
-func (m *Manager) Resolve(name, errorLog string) {
+func (m *Manager) Resolve(name, errorLog, accessLog, accessLogFormat string) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	p, ok := m.apps[name]
@@ -135,6 +144,9 @@ func (m *Manager) Resolve(name, errorLog string) {
 	configured := p.configured
 	effective := configured
 	effective.ErrorLog = errorLog
+	if effective.AccessLog == "" {
+		effective.AccessLog, effective.AccessLogFormat = accessLog, accessLogFormat
+	}
 	m.stopLocked(name)
 	m.startLocked(effective, configured)
 }
@@ -145,7 +157,7 @@ func (m *Manager) Ensure(spec Spec) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if p, ok := m.apps[spec.Name]; ok {
-		if p.spec.Source == SourceConfig || p.spec == spec {
+		if p.spec.Source == SourceConfig || reflect.DeepEqual(p.spec, spec) {
 			return
 		}
 		m.logger.Info("discovered app changed its error log", "app", spec.Name, "old", p.spec.ErrorLog, "new", spec.ErrorLog)
@@ -203,7 +215,9 @@ func (m *Manager) startLocked(spec, configured Spec) {
 		defer m.wg.Done()
 		p.run(ctx)
 	}()
-	m.logger.Info("following app", "app", spec.Name, "app_source", string(spec.Source), "error_log", nonEmptyOr(spec.ErrorLog, "not known yet: looking it up from the pidfile"))
+	m.logger.Info("following app", "app", spec.Name, "app_source", string(spec.Source),
+		"error_log", nonEmptyOr(spec.ErrorLog, "not known yet: looking it up from the pidfile"),
+		"access_log", nonEmptyOr(spec.AccessLog, "none"))
 }
 
 func (m *Manager) stopLocked(name string) {

@@ -82,7 +82,8 @@ func (m *Manager) discoverOnce(fs procinfo.FS, reported map[string]string, follo
 		if ms.ErrorLog == "" || ms.ErrorLog == "-" {
 			continue
 		}
-		m.Ensure(Spec{Name: ms.Name, Source: SourceDiscovery, ErrorLog: ms.ErrorLog})
+		m.Ensure(Spec{Name: ms.Name, Source: SourceDiscovery, ErrorLog: ms.ErrorLog,
+			AccessLog: ms.AccessLog, AccessLogFormat: ms.AccessLogFormat, Routes: config.Routes{MaxRoutes: config.DefaultMaxRoutes}})
 	}
 }
 
@@ -113,7 +114,7 @@ func (m *Manager) resolvePidfileApps(masters []discovery.Master, reported map[st
 		case found.ErrorLog == "" || found.ErrorLog == "-":
 			said += " master found, but its error log was not: " + strings.Join(found.Notes, "; ")
 		default:
-			m.Resolve(name, found.ErrorLog)
+			m.Resolve(name, found.ErrorLog, found.AccessLog, found.AccessLogFormat)
 			said = ""
 		}
 		if said != "" && reported["pidfile/"+name] != said {

@@ -5,6 +5,8 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/gunicorn-reflex/gunicorn-reflex/internal/accesslog"
+	"github.com/gunicorn-reflex/gunicorn-reflex/internal/accessstats"
 	"github.com/gunicorn-reflex/gunicorn-reflex/internal/config"
 	"github.com/gunicorn-reflex/gunicorn-reflex/internal/follower"
 	"github.com/gunicorn-reflex/gunicorn-reflex/internal/lifecycle"
@@ -23,6 +25,8 @@ type pipeline struct {
 	poll       time.Duration
 	tracker    *lifecycle.Tracker
 	errLog     *follower.Follower
+	access     *accessstats.Stats
+	accLog     *follower.Follower
 	cancel     context.CancelFunc
 }
 
@@ -48,6 +52,34 @@ func newPipeline(spec Spec, logs config.Logs, logger *slog.Logger, tl *timeline.
 			return nil, err
 		}
 		p.errLog = f
+	}
+	if spec.AccessLog != "" && spec.AccessLog != "-" {
+		parser, err := accesslog.Compile(spec.AccessLogFormat)
+		if err != nil {
+			// A discovered format that cannot be compiled loses only the
+			// access log; the error log is still followed.
+			logger.Error("cannot parse this access_log_format; access log not followed", "format", spec.AccessLogFormat, "err", err)
+			return p, nil
+		}
+		if !parser.HasDuration() {
+			logger.Warn("the access log has no duration atom, so there is no latency histogram (request counts only); add %(D)s to Gunicorn's access_log_format",
+				"access_log_format", parser.Format(), "suggested", "--access-logformat '"+parser.Format()+" %(D)s'")
+		}
+		p.access = accessstats.New(spec.Name, parser, accessstats.Options{
+			Routes: spec.Routes.Enabled, MaxRoutes: spec.Routes.MaxRoutes, Rules: config.App{Routes: spec.Routes}.RouteRules(),
+		})
+		f, err := follower.New(follower.Options{
+			Path:         spec.AccessLog,
+			PollInterval: logs.PollInterval.D(),
+			RotateGrace:  logs.RotateGrace.D(),
+			MaxLineBytes: logs.MaxLineBytes,
+			Now:          now,
+			Logger:       logger.With("log", "access"),
+		}, p.access.ObserveLine)
+		if err != nil {
+			return nil, err
+		}
+		p.accLog = f
 	}
 	return p, nil
 }
@@ -79,11 +111,17 @@ func (p *pipeline) run(ctx context.Context) {
 		if p.errLog != nil {
 			p.errLog.Poll()
 		}
+		if p.accLog != nil {
+			p.accLog.Poll()
+		}
 		p.record(p.tracker.Flush(p.now()))
 		select {
 		case <-ctx.Done():
 			if p.errLog != nil {
 				_ = p.errLog.Close()
+			}
+			if p.accLog != nil {
+				_ = p.accLog.Close()
 			}
 			return
 		case <-t.C:
@@ -96,6 +134,10 @@ func (p *pipeline) snapshot() Snapshot {
 	if p.errLog != nil {
 		s.ErrorLog = p.errLog.Stats()
 		s.HasErrorLog = true
+	}
+	if p.accLog != nil {
+		s.Access = p.access
+		s.AccessLog = p.accLog.Stats()
 	}
 	return s
 }

@@ -17,6 +17,9 @@ import (
 
 	"github.com/prometheus/common/model"
 	"go.yaml.in/yaml/v3"
+
+	"github.com/gunicorn-reflex/gunicorn-reflex/internal/accesslog"
+	"github.com/gunicorn-reflex/gunicorn-reflex/internal/routes"
 )
 
 // Config is the validated configuration. Zero values never reach users of
@@ -41,6 +44,24 @@ type App struct {
 	// Timeout is the app's Gunicorn --timeout, when it cannot be read from
 	// the running master.
 	Timeout Duration `yaml:"timeout"`
+	// Routes turns on per-route latency for this app.
+	Routes Routes `yaml:"routes"`
+}
+
+// Routes configures per-route latency series.
+type Routes struct {
+	Enabled bool `yaml:"enabled"`
+	// MaxRoutes caps the route series of one app; the rest is "other".
+	MaxRoutes int `yaml:"max_routes"`
+	// Rules map paths (an anchored regular expression) to a route template,
+	// before the default normaliser collapses ids.
+	Rules []RouteRule `yaml:"rules"`
+}
+
+// RouteRule is one path-to-route mapping.
+type RouteRule struct {
+	Match string `yaml:"match"`
+	Route string `yaml:"route"`
 }
 
 // Discovery controls finding Gunicorn masters in /proc.
@@ -77,6 +98,7 @@ const (
 	DefaultTimelineEvents    = 4096
 	DefaultTimelineMaxAge    = 24 * time.Hour
 	DefaultGunicornTimeout   = 30 * time.Second
+	DefaultMaxRoutes         = 100
 )
 
 // DiscoveryEnabled reports whether /proc discovery runs.
@@ -218,6 +240,9 @@ func (c *Config) fillDefaults() {
 		if c.Apps[i].Timeout == 0 {
 			c.Apps[i].Timeout = Duration(DefaultGunicornTimeout)
 		}
+		if c.Apps[i].Routes.MaxRoutes == 0 {
+			c.Apps[i].Routes.MaxRoutes = DefaultMaxRoutes
+		}
 	}
 }
 
@@ -251,6 +276,19 @@ func (c *Config) validate() error {
 		}
 		if a.Timeout < 0 {
 			return &Error{Field: field("timeout"), Msg: "must not be negative"}
+		}
+		if a.AccessLogFormat != "" {
+			if _, err := accesslog.Compile(a.AccessLogFormat); err != nil {
+				return &Error{Field: field("access_log_format"), Msg: err.Error()}
+			}
+		}
+		if a.Routes.MaxRoutes < 1 || a.Routes.MaxRoutes > 10000 {
+			return &Error{Field: field("routes.max_routes"), Msg: "must be between 1 and 10000"}
+		}
+		for j, r := range a.Routes.Rules {
+			if _, err := routes.ParseRule(r.Match, r.Route); err != nil {
+				return &Error{Field: field(fmt.Sprintf("routes.rules[%d]", j)), Msg: err.Error()}
+			}
 		}
 	}
 	if c.Discovery.Interval < Duration(time.Second) {
@@ -353,3 +391,14 @@ func (d Duration) MarshalYAML() (any, error) { return model.Duration(d).String()
 
 // D returns the value as a time.Duration.
 func (d Duration) D() time.Duration { return time.Duration(d) }
+
+// RouteRules compiles the app's route rules (validated by Parse).
+func (a App) RouteRules() []routes.Rule {
+	out := make([]routes.Rule, 0, len(a.Routes.Rules))
+	for _, r := range a.Routes.Rules {
+		if rule, err := routes.ParseRule(r.Match, r.Route); err == nil {
+			out = append(out, rule)
+		}
+	}
+	return out
+}

@@ -55,6 +55,8 @@ func TestBadConfigNamesFieldAndLine(t *testing.T) {
 		{"bad duration", "logs:\n  poll_interval: fast\n", 2, "", "not a valid duration"},
 		{"interval too short", "discovery:\n  interval: 10ms\n", 2, "discovery.interval", "at least 1s"},
 		{"wrong type", "apps: 3\n", 1, "", "cannot unmarshal"},
+		{"bad access format", "apps:\n  - name: a\n    access_log: /a.log\n    access_log_format: '%(h)s %s'\n", 4, "apps[0].access_log_format", "%s"},
+		{"bad route rule", "apps:\n  - name: a\n    access_log: /a.log\n    routes:\n      rules:\n        - match: '('\n          route: /x\n", 6, "apps[0].routes.rules[0]", "route rule"},
 		{"syntax", "apps:\n  - name: [\n", 2, "", "did not find expected node content"},
 	}
 	for _, tc := range cases {

@@ -142,14 +142,14 @@ func Normalize(dst, path []byte) []byte {
 }
 
 // isID reports whether a segment is an identifier rather than a name:
-// all digits; a UUID; hex of 8+ characters with a digit; or a token of 20+
+// all digits; a UUID; hex of 8+ digits with a digit (dashes allowed); or a token of 20+
 // characters mixing letters and digits (base64 ids, hashes, session keys).
 func isID(seg []byte) bool {
 	n := len(seg)
 	if n == 0 {
 		return false
 	}
-	digits, hex, letters, other := 0, 0, 0, 0
+	digits, hex, letters, dashes, other := 0, 0, 0, 0, 0
 	for _, c := range seg {
 		switch {
 		case c >= '0' && c <= '9':
@@ -158,7 +158,9 @@ func isID(seg []byte) bool {
 			hex++
 		case c >= 'g' && c <= 'z' || c >= 'G' && c <= 'Z':
 			letters++
-		case c == '-' || c == '_' || c == '=' || c == '.' || c == '~' || c == '%':
+		case c == '-':
+			dashes++
+		case c == '_' || c == '=' || c == '.' || c == '~' || c == '%':
 			other++
 		default:
 			return false
@@ -169,8 +171,8 @@ func isID(seg []byte) bool {
 		return true
 	case n == 36 && isUUID(seg):
 		return true
-	case letters == 0 && other == 0 && n >= 8 && digits > 0:
-		return true
+	case letters == 0 && other == 0 && n-dashes >= 8 && digits > 0:
+		return true // hex, with or without dashes (UUID parts, short hashes)
 	case n >= 20 && digits > 0 && (hex+letters) > 0:
 		return true
 	}
