@@ -26,6 +26,7 @@ import (
 	"github.com/gunicorn-reflex/gunicorn-reflex/internal/lifecycle"
 	"github.com/gunicorn-reflex/gunicorn-reflex/internal/testenv"
 	"github.com/gunicorn-reflex/gunicorn-reflex/internal/timeline"
+	"github.com/gunicorn-reflex/gunicorn-reflex/internal/workerstate"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
@@ -71,7 +72,11 @@ func sampleApps() fakeApps {
 	access := accessstats.New("shop", parser, accessstats.Options{Routes: true, MaxRoutes: 10})
 	access.ObserveLine([]byte(`127.0.0.1 - - [24/Nov/2026:17:50:12 +0000] "GET /users/42 HTTP/1.1" 200 2 "-" "curl/7.88.1" 1500`))
 	return fakeApps{
-		{App: "shop", Source: appset.SourceConfig, Lifecycle: shop, ErrorLog: st, HasErrorLog: true, Access: access, AccessLog: st},
+		{App: "shop", Source: appset.SourceConfig, Lifecycle: shop, ErrorLog: st, HasErrorLog: true, Access: access, AccessLog: st,
+			Proc: appset.ProcState{Known: true, Sampled: true, Timeout: 30 * time.Second, OOMSuspected: 1, State: workerstate.AppState{
+				Workers: 3, Busy: 1, Idle: 2, MaxHeartbeatAge: 4 * time.Second, RSSBytesSum: 3 << 20, RSSBytesMax: 1 << 20,
+				MasterStartTime: time.Date(2026, 11, 24, 17, 0, 0, 0, time.UTC),
+			}}},
 		{App: "idle\xff", Source: appset.SourceDiscovery, HasErrorLog: true},
 	}
 }
@@ -86,6 +91,7 @@ func TestGoldenExposition(t *testing.T) {
 		{"lifecycle", NewLifecycle(sampleApps())},
 		{"logfollow", NewLogFollow(sampleApps())},
 		{"access", NewAccess(sampleApps())},
+		{"proc", NewProc(sampleApps())},
 		{"timeline", NewTimeline(tl)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -144,6 +150,7 @@ func TestEveryMetricIsDocumented(t *testing.T) {
 		"lifecycle": NewLifecycle(sampleApps()),
 		"logfollow": NewLogFollow(sampleApps()),
 		"access":    NewAccess(sampleApps()),
+		"proc":      NewProc(sampleApps()),
 		"timeline":  NewTimeline(timeline.New(16, 0)),
 	}))
 	mfs, err := reg.Gather()

@@ -33,6 +33,7 @@ import (
 	"github.com/gunicorn-reflex/gunicorn-reflex/internal/accesslog"
 	"github.com/gunicorn-reflex/gunicorn-reflex/internal/appset"
 	"github.com/gunicorn-reflex/gunicorn-reflex/internal/config"
+	"github.com/gunicorn-reflex/gunicorn-reflex/internal/procinfo"
 	"github.com/gunicorn-reflex/gunicorn-reflex/internal/timeline"
 )
 
@@ -214,6 +215,11 @@ func newDaemon(ctx context.Context, f *flags, cfg *config.Config, logger *slog.L
 	d.reloadOK.Set(1)
 	d.reloadTimestamp.SetToCurrentTime()
 	d.apps = appset.New(logger, d.timeline)
+	if fs, err := procinfo.NewFS(cfg.Discovery.ProcPath); err == nil {
+		d.apps.EnableProc(fs)
+	} else {
+		logger.Warn("live worker state off: cannot read the proc filesystem", "proc_path", cfg.Discovery.ProcPath, "err", err)
+	}
 	d.apps.Start(ctx)
 	d.apps.Apply(cfg)
 	go d.apps.RunDiscovery(ctx, cfg, d.ready)
@@ -228,6 +234,7 @@ func newDaemon(ctx context.Context, f *flags, cfg *config.Config, logger *slog.L
 			"lifecycle": collector.NewLifecycle(d.apps),
 			"logfollow": collector.NewLogFollow(d.apps),
 			"access":    collector.NewAccess(d.apps),
+			"proc":      collector.NewProc(d.apps),
 			"timeline":  collector.NewTimeline(d.timeline),
 		}),
 	)

@@ -17,6 +17,7 @@ import (
 	"github.com/gunicorn-reflex/gunicorn-reflex/internal/config"
 	"github.com/gunicorn-reflex/gunicorn-reflex/internal/follower"
 	"github.com/gunicorn-reflex/gunicorn-reflex/internal/lifecycle"
+	"github.com/gunicorn-reflex/gunicorn-reflex/internal/procinfo"
 	"github.com/gunicorn-reflex/gunicorn-reflex/internal/timeline"
 )
 
@@ -44,6 +45,8 @@ type Snapshot struct {
 	// Access is nil when the app has no access log to follow.
 	Access    *accessstats.Stats
 	AccessLog follower.Stats
+	// Proc is the latest live worker state from /proc.
+	Proc ProcState
 }
 
 // Spec is what an app pipeline needs; it is built from config or discovery.
@@ -57,6 +60,8 @@ type Spec struct {
 	// Pidfile names the master of a configured app; when ErrorLog is empty
 	// the discovery pass fills it from that master's arguments and files.
 	Pidfile string
+	// Timeout is the configured --timeout; 0 = as read from the master.
+	Timeout time.Duration
 }
 
 // Manager runs one pipeline per app.
@@ -71,6 +76,13 @@ type Manager struct {
 	ctx     context.Context
 	wg      sync.WaitGroup
 	refused map[string]bool
+	proc    *procTracker // nil until EnableProc
+}
+
+// EnableProc turns on live worker state from /proc (masters come from
+// discovery and pidfiles). Call it before Start.
+func (m *Manager) EnableProc(fs procinfo.FS) {
+	m.proc = newProcTracker(fs, m.timeline)
 }
 
 // New returns a manager; call Start before Apply/Ensure.
@@ -83,6 +95,13 @@ func (m *Manager) Start(ctx context.Context) {
 	m.mu.Lock()
 	m.ctx = ctx
 	m.mu.Unlock()
+	if m.proc != nil {
+		m.wg.Add(1)
+		go func() {
+			defer m.wg.Done()
+			m.runProcSampler(ctx)
+		}()
+	}
 }
 
 // Wait blocks until every pipeline has stopped (after ctx is cancelled).
@@ -97,7 +116,7 @@ func (m *Manager) Apply(cfg *config.Config) {
 	m.logs = cfg.Logs
 	want := map[string]Spec{}
 	for _, a := range cfg.Apps {
-		want[a.Name] = Spec{Name: a.Name, Source: SourceConfig, ErrorLog: a.ErrorLog, Pidfile: a.Pidfile,
+		want[a.Name] = Spec{Name: a.Name, Source: SourceConfig, ErrorLog: a.ErrorLog, Pidfile: a.Pidfile, Timeout: a.Timeout.D(),
 			AccessLog: a.AccessLog, AccessLogFormat: a.AccessLogFormat, Routes: a.Routes}
 	}
 	for name, p := range m.apps {
@@ -118,14 +137,15 @@ func (m *Manager) Apply(cfg *config.Config) {
 	}
 }
 
-// PidfileApps lists configured apps whose error log must be found from the
-// master named by their pidfile: name -> pidfile.
+// PidfileApps lists configured apps that name their master by pidfile:
+// name -> pidfile. Their master gives their /proc state and, when the
+// config names no error log, their error log.
 func (m *Manager) PidfileApps() map[string]string {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	out := map[string]string{}
 	for name, p := range m.apps {
-		if p.configured.Source == SourceConfig && p.configured.ErrorLog == "" && p.configured.Pidfile != "" {
+		if p.configured.Source == SourceConfig && p.configured.Pidfile != "" {
 			out[name] = p.configured.Pidfile
 		}
 	}
@@ -190,7 +210,11 @@ func (m *Manager) Snapshot() []Snapshot {
 	m.mu.Unlock()
 	out := make([]Snapshot, 0, len(ps))
 	for _, p := range ps {
-		out = append(out, p.snapshot())
+		s := p.snapshot()
+		if m.proc != nil {
+			s.Proc = m.proc.state(s.App)
+		}
+		out = append(out, s)
 	}
 	return out
 }
@@ -202,6 +226,10 @@ func (m *Manager) startLocked(spec, configured Spec) {
 		panic("appset: Start must be called before Apply or Ensure")
 	}
 	p, err := newPipeline(spec, m.logs, m.logger.With("app", spec.Name), m.timeline, m.now)
+	if err == nil && m.proc != nil {
+		proc, tl, app := m.proc, m.timeline, spec.Name
+		p.onSIGKILL = func(f lifecycle.Fact) { proc.judgeOOM(app, f, tl) }
+	}
 	if err != nil {
 		m.logger.Error("cannot follow app", "app", spec.Name, "err", err)
 		return
@@ -234,4 +262,14 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	sort.Strings(keys)
 	return keys
+}
+
+// configuredTimeout is the --timeout the config gives an app, 0 if none.
+func (m *Manager) configuredTimeout(app string) time.Duration {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if p, ok := m.apps[app]; ok {
+		return p.configured.Timeout
+	}
+	return 0
 }

@@ -82,6 +82,10 @@ func (m *Manager) discoverOnce(fs procinfo.FS, reported map[string]string, follo
 		if ms.ErrorLog == "" || ms.ErrorLog == "-" {
 			continue
 		}
+		if m.proc != nil {
+			app := m.appFor(ms)
+			m.proc.setMaster(app, ms, m.configuredTimeout(app))
+		}
 		m.Ensure(Spec{Name: ms.Name, Source: SourceDiscovery, ErrorLog: ms.ErrorLog,
 			AccessLog: ms.AccessLog, AccessLogFormat: ms.AccessLogFormat, Routes: config.Routes{MaxRoutes: config.DefaultMaxRoutes}})
 	}
@@ -117,6 +121,9 @@ func (m *Manager) resolvePidfileApps(masters []discovery.Master, reported map[st
 			m.Resolve(name, found.ErrorLog, found.AccessLog, found.AccessLogFormat)
 			said = ""
 		}
+		if found != nil && m.proc != nil {
+			m.proc.setMaster(name, *found, m.configuredTimeout(name))
+		}
 		if said != "" && reported["pidfile/"+name] != said {
 			m.logger.Warn("cannot find the error log of a configured app from its pidfile", "app", name, "detail", said)
 		}
@@ -135,4 +142,17 @@ func readPidfile(path string) (int, error) {
 		return 0, fmt.Errorf("%s does not hold a process id", path)
 	}
 	return pid, nil
+}
+
+// appFor names the app a discovered master belongs to: a configured app
+// that follows the same error log, else the discovered name.
+func (m *Manager) appFor(ms discovery.Master) string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for name, p := range m.apps {
+		if p.configured.Source == SourceConfig && p.spec.ErrorLog == ms.ErrorLog {
+			return name
+		}
+	}
+	return ms.Name
 }

@@ -27,7 +27,10 @@ type pipeline struct {
 	errLog     *follower.Follower
 	access     *accessstats.Stats
 	accLog     *follower.Follower
-	cancel     context.CancelFunc
+	// onSIGKILL, when set, judges a worker death by SIGKILL without a
+	// timeout (OOM or not); it runs on the pipeline goroutine.
+	onSIGKILL func(lifecycle.Fact)
+	cancel    context.CancelFunc
 }
 
 func newPipeline(spec Spec, logs config.Logs, logger *slog.Logger, tl *timeline.Timeline, now func() time.Time) (*pipeline, error) {
@@ -99,6 +102,9 @@ func (p *pipeline) record(facts []lifecycle.Fact) {
 			Cause:  f.Cause,
 			Detail: f.Detail,
 		})
+		if p.onSIGKILL != nil && f.Kind == lifecycle.FactWorkerExit && f.Cause == lifecycle.ExitSIGKILL.String() {
+			p.onSIGKILL(f)
+		}
 	}
 }
 

@@ -41,8 +41,8 @@ type App struct {
 	AccessLog       string `yaml:"access_log"`
 	AccessLogFormat string `yaml:"access_log_format"`
 	Pidfile         string `yaml:"pidfile"`
-	// Timeout is the app's Gunicorn --timeout, when it cannot be read from
-	// the running master.
+	// Timeout is the app's Gunicorn --timeout. 0 (the default) means: read
+	// it from the running master, else Gunicorn's default of 30s.
 	Timeout Duration `yaml:"timeout"`
 	// Routes turns on per-route latency for this app.
 	Routes Routes `yaml:"routes"`
@@ -237,9 +237,6 @@ func (c *Config) fillDefaults() {
 		c.Timeline.MaxAge = Duration(DefaultTimelineMaxAge)
 	}
 	for i := range c.Apps {
-		if c.Apps[i].Timeout == 0 {
-			c.Apps[i].Timeout = Duration(DefaultGunicornTimeout)
-		}
 		if c.Apps[i].Routes.MaxRoutes == 0 {
 			c.Apps[i].Routes.MaxRoutes = DefaultMaxRoutes
 		}

@@ -25,7 +25,7 @@ func TestLoadGood(t *testing.T) {
 	require.Len(t, cfg.Apps, 2)
 	require.Equal(t, "shop", cfg.Apps[0].Name)
 	require.Equal(t, 60*time.Second, time.Duration(cfg.Apps[0].Timeout))
-	require.Equal(t, DefaultGunicornTimeout, time.Duration(cfg.Apps[1].Timeout), "default filled per app")
+	require.Zero(t, cfg.Apps[1].Timeout, "0: read from the running master")
 	require.True(t, cfg.DiscoveryEnabled())
 	require.Equal(t, time.Minute, time.Duration(cfg.Discovery.Interval))
 	require.Equal(t, 500*time.Millisecond, time.Duration(cfg.Logs.PollInterval))
