@@ -84,7 +84,7 @@ func New(app string, parser *accesslog.Parser, opts Options) *Stats {
 			NativeHistogramMinResetDuration: nativeMinReset,
 		}),
 		size: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name:                            "gunicorn_http_response_size_bytes",
+			Name:        "gunicorn_http_response_size_bytes",
 			Help:        "Response body size from the access log (%(B)s or %(b)s).",
 			ConstLabels: prometheus.Labels{"app": app},
 			Buckets:     SizeBuckets,
@@ -107,7 +107,7 @@ func New(app string, parser *accesslog.Parser, opts Options) *Stats {
 
 func (s *Stats) newRouteHist(route string) prometheus.Histogram {
 	return prometheus.NewHistogram(prometheus.HistogramOpts{
-		Name:                            "gunicorn_http_route_request_duration_seconds",
+		Name:        "gunicorn_http_route_request_duration_seconds",
 		Help:        "Request duration by route template (configured rules, then ids collapsed to :id); routes past the per-app cap are in route=\"other\".",
 		ConstLabels: prometheus.Labels{"app": s.app, "route": route},
 		Buckets:     DurationBuckets,

@@ -27,7 +27,7 @@ func newStats(t *testing.T, format string, opts Options) *Stats {
 
 type collectorOf struct{ s *Stats }
 
-func (c collectorOf) Describe(chan<- *prometheus.Desc)      {}
+func (c collectorOf) Describe(chan<- *prometheus.Desc)    {}
 func (c collectorOf) Collect(ch chan<- prometheus.Metric) { c.s.Collect(ch) }
 
 func TestCountsAndHistogram(t *testing.T) {
