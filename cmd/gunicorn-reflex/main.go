@@ -55,10 +55,11 @@ type flags struct {
 	web           *web.FlagConfig
 	log           *promslog.Config
 
-	oneShotAccessLog string
-	oneShotFormat    string
-	oneShotApp       string
-	oneShotRoutes    bool
+	oneShotAccessLog  string
+	oneShotFormat     string
+	oneShotApp        string
+	oneShotRoutes     bool
+	oneShotCPUProfile string
 }
 
 func parseFlags(args []string, stdout, stderr io.Writer) (*flags, error) {
@@ -79,6 +80,7 @@ func parseFlags(args []string, stdout, stderr io.Writer) (*flags, error) {
 		Default(accesslog.DefaultFormat).StringVar(&f.oneShotFormat)
 	app.Flag("oneshot.app", "The app label for --oneshot.access-log.").Default("oneshot").StringVar(&f.oneShotApp)
 	app.Flag("oneshot.routes", "Per-route latency for --oneshot.access-log.").BoolVar(&f.oneShotRoutes)
+	app.Flag("oneshot.cpuprofile", "Write a CPU profile of --oneshot.access-log to this file.").Hidden().StringVar(&f.oneShotCPUProfile)
 	f.web = kingpinflag.AddFlags(app, defaultListenAddress)
 	promslogflag.AddFlags(app, f.log)
 	app.Version(version.Print(programName))

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
+	"runtime/pprof"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -30,6 +32,19 @@ func oneShotAccessLog(ctx context.Context, f *flags, stdout, stderr io.Writer) i
 	if err != nil {
 		fmt.Fprintf(stderr, "%s: %v\n", programName, err)
 		return 2
+	}
+	if f.oneShotCPUProfile != "" {
+		pf, err := os.Create(f.oneShotCPUProfile)
+		if err != nil {
+			fmt.Fprintf(stderr, "%s: %v\n", programName, err)
+			return 2
+		}
+		defer pf.Close()
+		if err := pprof.StartCPUProfile(pf); err != nil {
+			fmt.Fprintf(stderr, "%s: %v\n", programName, err)
+			return 2
+		}
+		defer pprof.StopCPUProfile()
 	}
 	start := time.Now()
 	if err := fol.Run(ctx); err != nil {
