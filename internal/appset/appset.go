@@ -82,7 +82,7 @@ type Manager struct {
 // EnableProc turns on live worker state from /proc (masters come from
 // discovery and pidfiles). Call it before Start.
 func (m *Manager) EnableProc(fs procinfo.FS) {
-	m.proc = newProcTracker(fs, m.timeline)
+	m.proc = newProcTracker(fs, m.timeline, m.logger)
 }
 
 // New returns a manager; call Start before Apply/Ensure.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
 	"time"
 
@@ -34,15 +35,17 @@ type ProcState struct {
 type procTracker struct {
 	sampler *workerstate.Sampler
 	oom     *workerstate.OOMWatcher
+	logger  *slog.Logger
 
 	mu      sync.Mutex
 	masters map[string]discovery.Master
 	states  map[string]ProcState
 }
 
-func newProcTracker(fs procinfo.FS, tl *timeline.Timeline) *procTracker {
+func newProcTracker(fs procinfo.FS, tl *timeline.Timeline, logger *slog.Logger) *procTracker {
 	oom := workerstate.NewOOMWatcher(fs, workerstate.OOMOptions{})
 	return &procTracker{
+		logger:  logger,
 		sampler: workerstate.NewSampler(fs, workerstate.Options{Timeline: tl, OOM: oom}),
 		oom:     oom,
 		masters: map[string]discovery.Master{},
@@ -93,6 +96,22 @@ func (p *procTracker) sampleAll() {
 		}
 		p.states[app] = next
 		p.mu.Unlock()
+		p.logChange(app, prev, next)
+	}
+}
+
+// logChange says once, when it changes, that an app's workers cannot be
+// (or can again be) read: a metric alone is easy to miss.
+func (p *procTracker) logChange(app string, prev, next ProcState) {
+	switch {
+	case next.State.PermissionDenied && !prev.State.PermissionDenied:
+		p.logger.Warn("cannot fully read /proc of this app's workers: busy/idle and heartbeat ages are incomplete; run as root, as the Gunicorn user, or with CAP_DAC_READ_SEARCH and CAP_SYS_PTRACE",
+			"app", app, "unreadable_workers", next.State.UnreadableWorkers)
+	case !next.State.PermissionDenied && prev.State.PermissionDenied:
+		p.logger.Info("/proc of this app's workers is readable again", "app", app)
+	}
+	if next.Err != "" && next.Err != prev.Err {
+		p.logger.Warn("cannot sample this app's master from /proc", "app", app, "err", next.Err)
 	}
 }
 
