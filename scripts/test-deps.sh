@@ -1,20 +1,26 @@
 #!/bin/sh
 # Installs (as root, with apt) or names (otherwise) the real programs the
 # tests run: Debian's Gunicorn and a setproctitle module for it, logrotate,
-# and promtool (from the prometheus package). Tests never use mocks of them.
+# promtool (from the prometheus package), PostgreSQL, PgBouncer and psycopg2.
+# Tests never use mocks of them.
 set -eu
 
 # package:command-or-file that proves it is installed
 NEEDS="gunicorn:/usr/bin/gunicorn
 python3-setproctitle:/usr/lib/python3/dist-packages/setproctitle
 logrotate:/usr/sbin/logrotate
-prometheus:/usr/bin/promtool"
+prometheus:/usr/bin/promtool
+postgresql:/usr/lib/postgresql/*/bin/initdb
+pgbouncer:/usr/sbin/pgbouncer
+python3-psycopg2:/usr/lib/python3/dist-packages/psycopg2"
 
 missing=""
 for entry in $NEEDS; do
 	pkg=${entry%%:*}
 	probe=${entry#*:}
-	if ! ls "$probe"* >/dev/null 2>&1; then
+	# $probe is unquoted on purpose: it may hold a glob (the PostgreSQL version).
+	# shellcheck disable=SC2086
+	if ! ls -d $probe >/dev/null 2>&1; then
 		missing="$missing $pkg"
 	fi
 done
@@ -34,7 +40,10 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
 	apt-get install -y -qq --no-install-recommends $missing >/dev/null
 	# Debian starts the prometheus service on install; the tests start their
 	# own on loopback, so do not leave a stray one listening on :9090.
-	if command -v systemctl >/dev/null 2>&1; then systemctl stop prometheus prometheus-node-exporter 2>/dev/null || true; fi
+	# The same for PostgreSQL's system cluster and PgBouncer.
+	if command -v systemctl >/dev/null 2>&1; then
+		systemctl stop prometheus prometheus-node-exporter postgresql pgbouncer 2>/dev/null || true
+	fi
 	exit 0
 fi
 

@@ -1,0 +1,327 @@
+package pgmon
+
+import (
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgtype"
+)
+
+// Session states of pg_stat_activity.state, plus StateUnknown for NULL
+// (another role's session seen without pg_read_all_stats, or a backend
+// still authenticating) and for any value a future server version adds.
+const (
+	StateActive                   = "active"
+	StateIdle                     = "idle"
+	StateIdleInTransaction        = "idle in transaction"
+	StateIdleInTransactionAborted = "idle in transaction (aborted)"
+	StateFastpath                 = "fastpath function call"
+	StateDisabled                 = "disabled"
+	StateUnknown                  = "unknown"
+)
+
+// States returns every state label, in a fixed order. Snapshot.Connections
+// has one entry per database, application group and state, zeros included.
+func States() []string {
+	return []string{StateActive, StateIdle, StateIdleInTransaction, StateIdleInTransactionAborted,
+		StateFastpath, StateDisabled, StateUnknown}
+}
+
+func stateLabel(s pgtype.Text) string {
+	if !s.Valid {
+		return StateUnknown
+	}
+	switch s.String {
+	case StateActive, StateIdle, StateIdleInTransaction, StateIdleInTransactionAborted, StateFastpath, StateDisabled:
+		return s.String
+	}
+	return StateUnknown
+}
+
+func idleInTx(state string) bool {
+	return state == StateIdleInTransaction || state == StateIdleInTransactionAborted
+}
+
+// settingsSQL reads the connection limits, whether the role can see every
+// session, and the databases that accept connections (the closed set of
+// database labels). reserved_connections exists from PostgreSQL 16.
+const settingsSQL = `SELECT current_setting('server_version_num')::int,
+       current_setting('max_connections')::int,
+       current_setting('superuser_reserved_connections')::int,
+       COALESCE(current_setting('reserved_connections', true)::int, 0),
+       pg_has_role(current_user, 'pg_read_all_stats', 'USAGE'),
+       ARRAY(SELECT datname::text FROM pg_database
+             WHERE datallowconn AND NOT datistemplate ORDER BY datname)`
+
+// activitySQL returns one row per client backend except the exporter's
+// own. Without pg_read_all_stats other roles' rows have backend_type NULL;
+// they are kept (as state "unknown") when they have a database and a user,
+// which excludes the server's auxiliary processes. pg_blocking_pids() and
+// the pg_locks lookup run only for sessions waiting on a heavyweight lock,
+// because each call takes the lock manager's partition locks. It never
+// selects the query column.
+func activitySQL(serverVersion int) string {
+	waitAge := `NULL::float8`
+	if serverVersion >= 140000 { // pg_locks.waitstart
+		waitAge = `CASE WHEN wait_event_type = 'Lock' THEN
+         (SELECT EXTRACT(EPOCH FROM now() - min(l.waitstart))::float8
+          FROM pg_locks l WHERE l.pid = a.pid AND NOT l.granted) END`
+	}
+	return `SELECT pid, datname::text, application_name, state, wait_event_type,
+       EXTRACT(EPOCH FROM now() - xact_start)::float8,
+       EXTRACT(EPOCH FROM now() - query_start)::float8,
+       EXTRACT(EPOCH FROM now() - state_change)::float8,
+       CASE WHEN wait_event_type = 'Lock' THEN pg_blocking_pids(pid) END,
+       ` + waitAge + `
+FROM pg_stat_activity a
+WHERE pid <> pg_backend_pid()
+  AND (backend_type = 'client backend'
+       OR (backend_type IS NULL AND datid IS NOT NULL AND usesysid IS NOT NULL))`
+}
+
+// settings is the settingsSQL row.
+type settings struct {
+	version       int
+	maxConn       int
+	superReserved int
+	reserved      int
+	privileged    bool
+	datnames      []string
+}
+
+// activityRow is one activitySQL row.
+type activityRow struct {
+	pid       int32
+	datname   pgtype.Text
+	appName   pgtype.Text
+	state     pgtype.Text
+	waitType  pgtype.Text
+	xactAge   pgtype.Float8
+	queryAge  pgtype.Float8
+	stateAge  pgtype.Float8
+	blockedBy []int32
+	waitAge   pgtype.Float8
+}
+
+func (r *activityRow) dest() []any {
+	return []any{&r.pid, &r.datname, &r.appName, &r.state, &r.waitType,
+		&r.xactAge, &r.queryAge, &r.stateAge, &r.blockedBy, &r.waitAge}
+}
+
+// seconds converts a server-computed age to a duration; NULL and negative
+// ages (a clock step, or a backend that started after now()) are 0.
+func seconds(f pgtype.Float8) time.Duration {
+	if !f.Valid || f.Float64 <= 0 {
+		return 0
+	}
+	return time.Duration(f.Float64 * float64(time.Second))
+}
+
+// summaryConfig is what summarize needs from the target configuration.
+type summaryConfig struct {
+	thresholds   []time.Duration
+	groups       *grouper
+	maxDatabases int
+}
+
+// summarize turns the rows into the snapshot's figures. It is pure apart
+// from the grouper's memo.
+func summarize(cfg summaryConfig, st settings, rows []activityRow, snap *Snapshot) {
+	snap.ServerVersionNum = st.version
+	snap.MaxConnections = st.maxConn
+	snap.ReservedConnections = st.superReserved + st.reserved
+	snap.ClientBackends = len(rows) + 1 // the exporter's own backend holds a slot too
+	if avail := st.maxConn - snap.ReservedConnections; avail > 0 {
+		snap.Saturation = float64(snap.ClientBackends) / float64(avail)
+	}
+	snap.InsufficientPrivilege = !st.privileged
+
+	// Closed label sets: databases (capped, sorted), groups, states.
+	dbs := make([]string, 0, len(st.datnames)+1)
+	dbIndex := map[string]int{}
+	overflowDB := false
+	for _, d := range st.datnames {
+		d = sanitize(d)
+		if _, dup := dbIndex[d]; dup {
+			continue
+		}
+		if len(dbs) >= cfg.maxDatabases || d == Other {
+			overflowDB = true
+			continue
+		}
+		dbIndex[d] = len(dbs)
+		dbs = append(dbs, d)
+	}
+	groups := cfg.groups.groups
+	groupIndex := make(map[string]int, len(groups))
+	for i, g := range groups {
+		groupIndex[g] = i
+	}
+	states := States()
+	stateIndex := make(map[string]int, len(states))
+	for i, s := range states {
+		stateIndex[s] = i
+	}
+	otherDB := -1
+	dbOf := func(t pgtype.Text) int {
+		if t.Valid {
+			if i, ok := dbIndex[sanitize(t.String)]; ok {
+				return i
+			}
+		}
+		if otherDB < 0 {
+			otherDB = len(dbs)
+			dbs = append(dbs, Other)
+		}
+		return otherDB
+	}
+	if overflowDB {
+		dbOf(pgtype.Text{})
+	}
+	type key struct{ db, group, state int }
+	counts := map[key]int{}
+
+	snap.ActiveOver = make([]ThresholdCount, len(cfg.thresholds))
+	for i, th := range cfg.thresholds {
+		snap.ActiveOver[i].Threshold = th
+	}
+	stateOf := make(map[int32]string, len(rows))
+	for i := range rows {
+		r := &rows[i]
+		state := stateLabel(r.state)
+		stateOf[r.pid] = state
+		app := ""
+		if r.appName.Valid {
+			app = r.appName.String
+		}
+		counts[key{dbOf(r.datname), groupIndex[cfg.groups.group(app)], stateIndex[state]}]++
+
+		if age := seconds(r.xactAge); age > snap.OldestTransaction {
+			snap.OldestTransaction = age
+		}
+		switch {
+		case state == StateActive:
+			age := seconds(r.queryAge)
+			if age > snap.LongestActive {
+				snap.LongestActive = age
+			}
+			for j, th := range cfg.thresholds {
+				if age > th {
+					snap.ActiveOver[j].Count++
+				}
+			}
+		case idleInTx(state):
+			snap.IdleInTransaction++
+			if age := seconds(r.stateAge); age > snap.IdleInTransactionMaxAge {
+				snap.IdleInTransactionMaxAge = age
+			}
+		}
+		if r.waitType.Valid && r.waitType.String == "Lock" {
+			snap.LockWaiting++
+		}
+		if len(r.blockedBy) > 0 {
+			snap.Blocked++
+			wait := seconds(r.waitAge)
+			if !r.waitAge.Valid {
+				wait = seconds(r.stateAge)
+			}
+			if wait > snap.OldestBlockedWait {
+				snap.OldestBlockedWait = wait
+			}
+		}
+	}
+
+	// Blockers that are idle in a transaction: the classic "application
+	// forgot to commit" chain.
+	blockers := map[int32]bool{}
+	edges := map[int32][]int32{}
+	for i := range rows {
+		r := &rows[i]
+		if len(r.blockedBy) == 0 {
+			continue
+		}
+		edges[r.pid] = r.blockedBy
+		for _, b := range r.blockedBy {
+			blockers[b] = true
+		}
+	}
+	for b := range blockers {
+		if idleInTx(stateOf[b]) {
+			snap.BlockersIdleInTransaction++
+		}
+	}
+	snap.MaxBlockingDepth = maxDepth(edges)
+
+	snap.Connections = make([]ConnectionCount, 0, len(dbs)*len(groups)*len(states))
+	for di, d := range dbs {
+		for gi, g := range groups {
+			for si, s := range states {
+				snap.Connections = append(snap.Connections, ConnectionCount{
+					Database: d, AppGroup: g, State: s, Count: counts[key{di, gi, si}],
+				})
+			}
+		}
+	}
+}
+
+// maxDepth returns the length, in waits, of the longest chain in the
+// waits-for graph: 1 when sessions wait on a holder, 2 when a third waits
+// on a waiter, and so on. Cycles (a deadlock the server has not broken
+// yet) are cut where they close.
+func maxDepth(edges map[int32][]int32) int {
+	memo := make(map[int32]int, len(edges))
+	onPath := map[int32]bool{}
+	var depth func(p int32) int
+	depth = func(p int32) int {
+		next, ok := edges[p]
+		if !ok {
+			return 0
+		}
+		if d, ok := memo[p]; ok {
+			return d
+		}
+		if onPath[p] {
+			return 0
+		}
+		onPath[p] = true
+		best := 0
+		for _, n := range next {
+			if d := depth(n); d > best {
+				best = d
+			}
+		}
+		onPath[p] = false
+		memo[p] = best + 1
+		return best + 1
+	}
+	best := 0
+	for p := range edges {
+		if d := depth(p); d > best {
+			best = d
+		}
+	}
+	return best
+}
+
+// sanitize makes a server-provided name safe as a label value.
+func sanitize(s string) string { return strings.ToValidUTF8(s, "\uFFFD") }
+
+// sortThresholds returns the positive thresholds, sorted and de-duplicated.
+func sortThresholds(in []time.Duration) []time.Duration {
+	out := make([]time.Duration, 0, len(in))
+	for _, d := range in {
+		if d > 0 {
+			out = append(out, d)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
+	n := 0
+	for i, d := range out {
+		if i == 0 || d != out[n-1] {
+			out[n] = d
+			n++
+		}
+	}
+	return out[:n]
+}

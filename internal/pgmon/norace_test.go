@@ -1,0 +1,5 @@
+//go:build !race
+
+package pgmon
+
+const raceEnabled = false
