@@ -33,6 +33,7 @@ import (
 	"github.com/gunicorn-reflex/gunicorn-reflex/internal/accesslog"
 	"github.com/gunicorn-reflex/gunicorn-reflex/internal/appset"
 	"github.com/gunicorn-reflex/gunicorn-reflex/internal/config"
+	"github.com/gunicorn-reflex/gunicorn-reflex/internal/pgmon"
 	"github.com/gunicorn-reflex/gunicorn-reflex/internal/procinfo"
 	"github.com/gunicorn-reflex/gunicorn-reflex/internal/timeline"
 )
@@ -43,6 +44,10 @@ const programName = "gunicorn-reflex"
 // full; 9615 is held there by an unpublished work-in-progress reservation
 // and no well-known exporter listens on it.
 const defaultListenAddress = ":9615"
+
+// defaultDBTimeout bounds database queries of a scrape that did not say
+// its timeout (no X-Prometheus-Scrape-Timeout-Seconds: curl, a browser).
+const defaultDBTimeout = 10 * time.Second
 
 func main() { os.Exit(run(context.Background(), os.Args[1:], os.Stdout, os.Stderr)) }
 
@@ -192,6 +197,8 @@ type daemon struct {
 
 	reloadMu        sync.Mutex
 	cfg             *config.Config
+	dbsMu           sync.Mutex
+	dbs             *collector.Databases
 	reloadOK        prometheus.Gauge
 	reloadTimestamp prometheus.Gauge
 	ready           chan struct{}
@@ -224,6 +231,7 @@ func newDaemon(ctx context.Context, f *flags, cfg *config.Config, logger *slog.L
 	}
 	d.apps.Start(ctx)
 	d.apps.Apply(cfg)
+	d.setDatabases(cfg)
 	go d.apps.RunDiscovery(ctx, cfg, d.ready)
 
 	reg := prometheus.NewRegistry()
@@ -244,17 +252,111 @@ func newDaemon(ctx context.Context, f *flags, cfg *config.Config, logger *slog.L
 	return d, nil
 }
 
-func (d *daemon) wait() { d.apps.Wait() }
+func (d *daemon) wait() {
+	d.apps.Wait()
+	d.dbsMu.Lock()
+	closeDatabases(d.dbs)
+	d.dbsMu.Unlock()
+}
+
+// setDatabases (re)builds the PostgreSQL and PgBouncer targets. A target
+// whose DSN cannot be read is left out with a log line; the others run.
+func (d *daemon) setDatabases(cfg *config.Config) {
+	dbs := &collector.Databases{}
+	for _, pg := range cfg.Postgres {
+		dsn, err := config.ReadDSN(pg.DSNFile, pg.DSNEnv)
+		if err != nil {
+			d.logger.Error("PostgreSQL target left out: no DSN", "target", pg.Name, "err", err)
+			continue
+		}
+		tc := pgmon.TargetConfig{Name: pg.Name, DSN: dsn, MaxGroups: pg.MaxGroups, QueryText: pg.QueryText,
+			StatementTimeout: pg.StatementTimeout.D(), LockTimeout: pg.LockTimeout.D(), ConnectTimeout: pg.ConnectTimeout.D()}
+		for _, a := range pg.AgeThresholds {
+			tc.AgeThresholds = append(tc.AgeThresholds, a.D())
+		}
+		for _, g := range pg.AppGroups {
+			tc.AppGroups = append(tc.AppGroups, pgmon.AppGroup{Match: g.Match, Group: g.Group})
+		}
+		t, err := pgmon.NewTarget(tc, d.logger.With("target", pg.Name))
+		if err != nil {
+			d.logger.Error("PostgreSQL target left out", "target", pg.Name, "err", err)
+			continue
+		}
+		dbs.Targets = append(dbs.Targets, t)
+	}
+	for _, b := range cfg.PgBouncer {
+		dsn, err := config.ReadDSN(b.DSNFile, b.DSNEnv)
+		if err != nil {
+			d.logger.Error("PgBouncer target left out: no DSN", "target", b.Name, "err", err)
+			continue
+		}
+		bn, err := pgmon.NewBouncer(pgmon.BouncerConfig{Name: b.Name, DSN: dsn}, d.logger.With("target", b.Name))
+		if err != nil {
+			d.logger.Error("PgBouncer target left out", "target", b.Name, "err", err)
+			continue
+		}
+		dbs.Bouncers = append(dbs.Bouncers, bn)
+	}
+	d.dbsMu.Lock()
+	old := d.dbs
+	d.dbs = dbs
+	d.dbsMu.Unlock()
+	closeDatabases(old)
+	d.apps.SetBackendLinker(dbs.LinkBackend)
+}
+
+func closeDatabases(dbs *collector.Databases) {
+	if dbs == nil {
+		return
+	}
+	for _, t := range dbs.Targets {
+		t.Close()
+	}
+	for _, b := range dbs.Bouncers {
+		b.Close()
+	}
+}
 
 func (d *daemon) routes(reg *prometheus.Registry) {
-	metrics := promhttp.HandlerFor(reg, promhttp.HandlerOpts{
-		ErrorLog:            slog.NewLogLogger(d.logger.Handler(), slog.LevelError),
-		ErrorHandling:       promhttp.ContinueOnError,
-		MaxRequestsInFlight: d.flags.maxRequests,
-		Registry:            reg,
-		EnableOpenMetrics:   true,
+	opts := promhttp.HandlerOpts{
+		ErrorLog:          slog.NewLogLogger(d.logger.Handler(), slog.LevelError),
+		ErrorHandling:     promhttp.ContinueOnError,
+		Registry:          reg,
+		EnableOpenMetrics: true,
+	}
+	var inFlight chan struct{}
+	if d.flags.maxRequests > 0 {
+		inFlight = make(chan struct{}, d.flags.maxRequests)
+	}
+	d.mux.HandleFunc(d.flags.telemetryPath, func(w http.ResponseWriter, r *http.Request) {
+		if inFlight != nil {
+			select {
+			case inFlight <- struct{}{}:
+				defer func() { <-inFlight }()
+			default:
+				http.Error(w, "too many concurrent scrapes", http.StatusServiceUnavailable)
+				return
+			}
+		}
+		// Database queries run under the scrape's own deadline, so a hung
+		// server makes a scrape report up 0 in time instead of timing out.
+		d.reloadMu.Lock()
+		offset := d.cfg.ScrapeTimeoutOffset.D()
+		d.reloadMu.Unlock()
+		timeout := collector.ScrapeDeadline(r.Header.Get("X-Prometheus-Scrape-Timeout-Seconds"), offset, defaultDBTimeout)
+		ctx, cancel := context.WithTimeout(r.Context(), timeout)
+		defer cancel()
+		gatherers := prometheus.Gatherers{reg}
+		d.dbsMu.Lock()
+		dbs := d.dbs
+		d.dbsMu.Unlock()
+		if dbs != nil && len(dbs.Targets)+len(dbs.Bouncers) > 0 {
+			per := prometheus.NewRegistry()
+			per.MustRegister(dbs.Bind(ctx))
+			gatherers = append(gatherers, per)
+		}
+		promhttp.HandlerFor(gatherers, opts).ServeHTTP(w, r)
 	})
-	d.mux.Handle(d.flags.telemetryPath, metrics)
 	d.mux.HandleFunc("/-/healthy", func(w http.ResponseWriter, _ *http.Request) {
 		fmt.Fprintln(w, "Healthy.")
 	})
@@ -328,6 +430,7 @@ func (d *daemon) reload() error {
 	}
 	d.cfg = cfg
 	d.apps.Apply(cfg)
+	d.setDatabases(cfg)
 	d.reloadOK.Set(1)
 	d.reloadTimestamp.SetToCurrentTime()
 	d.logger.Info("configuration reloaded", "file", nonEmpty(d.flags.configFile, "embedded defaults"), "apps", len(cfg.Apps))

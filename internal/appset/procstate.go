@@ -10,6 +10,7 @@ import (
 
 	"github.com/gunicorn-reflex/gunicorn-reflex/internal/discovery"
 	"github.com/gunicorn-reflex/gunicorn-reflex/internal/lifecycle"
+	"github.com/gunicorn-reflex/gunicorn-reflex/internal/pgmon"
 	"github.com/gunicorn-reflex/gunicorn-reflex/internal/procinfo"
 	"github.com/gunicorn-reflex/gunicorn-reflex/internal/timeline"
 	"github.com/gunicorn-reflex/gunicorn-reflex/internal/workerstate"
@@ -40,6 +41,9 @@ type procTracker struct {
 	mu      sync.Mutex
 	masters map[string]discovery.Master
 	states  map[string]ProcState
+	linker  BackendLinker
+	linked  map[string]bool
+	tl      *timeline.Timeline
 }
 
 func newProcTracker(fs procinfo.FS, tl *timeline.Timeline, logger *slog.Logger) *procTracker {
@@ -50,6 +54,8 @@ func newProcTracker(fs procinfo.FS, tl *timeline.Timeline, logger *slog.Logger) 
 		oom:     oom,
 		masters: map[string]discovery.Master{},
 		states:  map[string]ProcState{},
+		linked:  map[string]bool{},
+		tl:      tl,
 	}
 }
 
@@ -97,6 +103,9 @@ func (p *procTracker) sampleAll() {
 		p.states[app] = next
 		p.mu.Unlock()
 		p.logChange(app, prev, next)
+		if err == nil {
+			p.linkStuck(app, st, p.tl)
+		}
 	}
 }
 
@@ -157,5 +166,78 @@ func (m *Manager) runProcSampler(ctx context.Context) {
 			return
 		case <-t.C:
 		}
+	}
+}
+
+// BackendLinker finds the PostgreSQL backend of a client connection by its
+// local port (pgmon through the collector's targets).
+type BackendLinker func(ctx context.Context, clientAddr string, clientPort int) (target string, info pgmon.BackendInfo, ok bool)
+
+// SetBackendLinker makes stuck workers blocked on a socket to PostgreSQL
+// name the backend they wait on, in the timeline.
+func (m *Manager) SetBackendLinker(l BackendLinker) {
+	if m.proc == nil {
+		return
+	}
+	m.proc.mu.Lock()
+	m.proc.linker = l
+	m.proc.mu.Unlock()
+}
+
+// maxLinked bounds the stuck episodes remembered as already linked.
+const maxLinked = 1024
+
+// linkStuck adds, once per stuck episode of a worker waiting on
+// PostgreSQL, what its backend is doing: state, wait event, query age,
+// whether it is blocked and by whom (and the query text, literals
+// stripped, only when the target enables it). Evidence for the timeline,
+// never labels.
+func (p *procTracker) linkStuck(app string, st workerstate.AppState, tl *timeline.Timeline) {
+	p.mu.Lock()
+	linker := p.linker
+	p.mu.Unlock()
+	if linker == nil {
+		return
+	}
+	for _, s := range st.Stuck {
+		// Any TCP socket read may be PostgreSQL on a port other than 5432
+		// (or behind a proxy); asking costs one query per new episode, and
+		// a port no backend uses simply matches nothing.
+		if s.LocalPort == 0 || (s.Kind != workerstate.KindSocketRead && !s.PeerIsPostgres) {
+			continue
+		}
+		key := fmt.Sprintf("%s/%d/%d", app, s.PID, s.Since.UnixNano())
+		p.mu.Lock()
+		done := p.linked[key]
+		if !done {
+			if len(p.linked) >= maxLinked {
+				p.linked = map[string]bool{}
+			}
+			p.linked[key] = true
+		}
+		p.mu.Unlock()
+		if done {
+			continue
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		target, info, ok := linker(ctx, "", s.LocalPort)
+		cancel()
+		if !ok {
+			continue
+		}
+		attrs := map[string]string{
+			"target": target, "backend_pid": fmt.Sprint(info.PID), "state": info.State,
+			"wait_event_type": info.WaitEventType, "wait_event": info.WaitEvent,
+			"query_age_seconds": fmt.Sprintf("%.1f", info.QueryAge.Seconds()),
+			"blocked":           fmt.Sprint(info.Blocked), "local_port": fmt.Sprint(s.LocalPort),
+		}
+		for i, b := range info.BlockedBy {
+			attrs[fmt.Sprintf("blocked_by_%d", i)] = fmt.Sprintf("pid %d (%s, transaction %.1fs)", b.PID, b.State, b.TransactionAge.Seconds())
+		}
+		if info.Query != "" {
+			attrs["query"] = info.Query
+		}
+		tl.Append(timeline.Event{App: app, Source: "postgres", Kind: "worker_waits_on_backend", PID: s.PID,
+			Detail: fmt.Sprintf("worker %d waits on backend %d (%s, %s)", s.PID, info.PID, info.State, info.WaitEvent), Attrs: attrs})
 	}
 }

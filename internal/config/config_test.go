@@ -57,6 +57,9 @@ func TestBadConfigNamesFieldAndLine(t *testing.T) {
 		{"wrong type", "apps: 3\n", 1, "", "cannot unmarshal"},
 		{"bad access format", "apps:\n  - name: a\n    access_log: /a.log\n    access_log_format: '%(h)s %s'\n", 4, "apps[0].access_log_format", "%s"},
 		{"bad route rule", "apps:\n  - name: a\n    access_log: /a.log\n    routes:\n      rules:\n        - match: '('\n          route: /x\n", 6, "apps[0].routes.rules[0]", "route rule"},
+		{"pg without dsn", "postgres:\n  - name: main\n", 2, "postgres[0].dsn_file", "exactly one"},
+		{"pg with both", "postgres:\n  - name: main\n    dsn_file: /x\n    dsn_env: X\n", 3, "postgres[0].dsn_file", "exactly one"},
+		{"pg dsn inline is unknown", "postgres:\n  - name: main\n    dsn: postgres://u:secret@h/db\n", 3, "", "field dsn not found"},
 		{"syntax", "apps:\n  - name: [\n", 2, "", "did not find expected node content"},
 	}
 	for _, tc := range cases {
@@ -85,4 +88,18 @@ func TestShippedExampleConfigIsValid(t *testing.T) {
 	cfg, err := Load("../../deploy/config.example.yml")
 	require.NoError(t, err)
 	require.Equal(t, []string{"shop"}, cfg.AppNames())
+}
+
+func TestReadDSN(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "dsn")
+	require.NoError(t, os.WriteFile(p, []byte("host=127.0.0.1 user=x\n"), 0o600))
+	dsn, err := ReadDSN(p, "")
+	require.NoError(t, err)
+	require.Equal(t, "host=127.0.0.1 user=x", dsn)
+	t.Setenv("REFLEX_TEST_DSN", "host=::1")
+	dsn, err = ReadDSN("", "REFLEX_TEST_DSN")
+	require.NoError(t, err)
+	require.Equal(t, "host=::1", dsn)
+	_, err = ReadDSN("", "REFLEX_TEST_DSN_UNSET")
+	require.ErrorContains(t, err, "REFLEX_TEST_DSN_UNSET is not set")
 }
