@@ -59,12 +59,12 @@ type Stats struct {
 	parseFailures atomic.Uint64
 	untrusted     atomic.Uint64 // lines whose duration was left out (error handler)
 	duration      prometheus.Histogram
-	size          prometheus.Histogram
+	size          *classicHist
 
 	hasBytes   bool
 	table      *routes.Table // owned by the feeding goroutine
 	mu         sync.Mutex    // guards routeHists growth against scrapes
-	routeHists []prometheus.Histogram
+	routeHists []*classicHist
 	overflow   atomic.Uint64
 }
 
@@ -83,12 +83,7 @@ func New(app string, parser *accesslog.Parser, opts Options) *Stats {
 			NativeHistogramMaxBucketNumber:  nativeMaxBuckets,
 			NativeHistogramMinResetDuration: nativeMinReset,
 		}),
-		size: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name:        "gunicorn_http_response_size_bytes",
-			Help:        "Response body size from the access log (%(B)s or %(b)s).",
-			ConstLabels: prometheus.Labels{"app": app},
-			Buckets:     SizeBuckets,
-		}),
+		size: newClassicHist(sizeDesc, SizeBuckets, app),
 	}
 	for _, f := range parser.Fields() {
 		if f == "b" || f == "B" {
@@ -100,18 +95,13 @@ func New(app string, parser *accesslog.Parser, opts Options) *Stats {
 			opts.MaxRoutes = 100
 		}
 		s.table = routes.NewTable(opts.Rules, opts.MaxRoutes)
-		s.routeHists = []prometheus.Histogram{s.newRouteHist(routes.Other)}
+		s.routeHists = []*classicHist{s.newRouteHist(routes.Other)}
 	}
 	return s
 }
 
-func (s *Stats) newRouteHist(route string) prometheus.Histogram {
-	return prometheus.NewHistogram(prometheus.HistogramOpts{
-		Name:        "gunicorn_http_route_request_duration_seconds",
-		Help:        "Request duration by route template (configured rules, then ids collapsed to :id); routes past the per-app cap are in route=\"other\".",
-		ConstLabels: prometheus.Labels{"app": s.app, "route": route},
-		Buckets:     DurationBuckets,
-	})
+func (s *Stats) newRouteHist(route string) *classicHist {
+	return newClassicHist(routeDesc, DurationBuckets, s.app, route)
 }
 
 // Parser is the compiled access-log format.
@@ -131,7 +121,7 @@ func (s *Stats) ObserveLine(line []byte) {
 	}
 	s.requests[r.Method][class].Add(1)
 	if r.HasBytes {
-		s.size.Observe(float64(r.RespBytes))
+		s.size.observe(float64(r.RespBytes))
 	}
 	if !r.DurationTrusted {
 		if r.HasDuration {
@@ -154,7 +144,7 @@ func (s *Stats) ObserveLine(line []byte) {
 		s.routeHists = append(s.routeHists, h)
 		s.mu.Unlock()
 	}
-	s.routeHists[i].Observe(d)
+	s.routeHists[i].observe(d)
 }
 
 // Descriptions of the const metrics Collect builds.
@@ -167,6 +157,11 @@ var (
 		"Access-log lines written by Gunicorn's error handler (400/403/500 it produced itself): counted as requests, but their duration measures the error handling, so it is kept out of the latency histograms.", []string{"app"}, nil)
 	overflowDesc = prometheus.NewDesc("reflex_http_route_overflow_requests_total",
 		"Requests whose route did not fit under the per-app route cap and were counted in route=\"other\".", []string{"app"}, nil)
+	sizeDesc = prometheus.NewDesc("gunicorn_http_response_size_bytes",
+		"Response body size from the access log (%(B)s or %(b)s).", []string{"app"}, nil)
+	routeDesc = prometheus.NewDesc("gunicorn_http_route_request_duration_seconds",
+		"Request duration by route template (configured rules, then ids collapsed to :id); routes past the per-app cap are in route=\"other\".",
+		[]string{"app", "route"}, nil)
 	routesDesc = prometheus.NewDesc("reflex_http_routes",
 		"Distinct routes with their own latency series for this app, \"other\" included; bounded by routes.max_routes.", []string{"app"}, nil)
 )
@@ -190,16 +185,22 @@ func (s *Stats) Collect(ch chan<- prometheus.Metric) {
 		ch <- s.duration
 	}
 	if s.hasBytes {
-		ch <- s.size
+		sendHist(ch, s.size)
 	}
 	if s.table != nil {
 		s.mu.Lock()
 		hists := s.routeHists
 		s.mu.Unlock()
 		for _, h := range hists {
-			ch <- h
+			sendHist(ch, h)
 		}
 		ch <- prometheus.MustNewConstMetric(overflowDesc, prometheus.CounterValue, float64(s.overflow.Load()), s.app)
 		ch <- prometheus.MustNewConstMetric(routesDesc, prometheus.GaugeValue, float64(len(hists)), s.app)
+	}
+}
+
+func sendHist(ch chan<- prometheus.Metric, h *classicHist) {
+	if m, err := h.metric(); err == nil {
+		ch <- m
 	}
 }
