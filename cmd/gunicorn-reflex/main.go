@@ -15,6 +15,7 @@ import (
 	"os/signal"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -199,6 +200,7 @@ type daemon struct {
 	cfg             *config.Config
 	dbsMu           sync.Mutex
 	dbs             *collector.Databases
+	scrapeOffset    atomic.Int64 // config's scrape_timeout_offset, read by every scrape
 	reloadOK        prometheus.Gauge
 	reloadTimestamp prometheus.Gauge
 	ready           chan struct{}
@@ -262,6 +264,7 @@ func (d *daemon) wait() {
 // setDatabases (re)builds the PostgreSQL and PgBouncer targets. A target
 // whose DSN cannot be read is left out with a log line; the others run.
 func (d *daemon) setDatabases(cfg *config.Config) {
+	d.scrapeOffset.Store(int64(cfg.ScrapeTimeoutOffset.D()))
 	dbs := &collector.Databases{}
 	for _, pg := range cfg.Postgres {
 		dsn, err := config.ReadDSN(pg.DSNFile, pg.DSNEnv)
@@ -340,9 +343,7 @@ func (d *daemon) routes(reg *prometheus.Registry) {
 		}
 		// Database queries run under the scrape's own deadline, so a hung
 		// server makes a scrape report up 0 in time instead of timing out.
-		d.reloadMu.Lock()
-		offset := d.cfg.ScrapeTimeoutOffset.D()
-		d.reloadMu.Unlock()
+		offset := time.Duration(d.scrapeOffset.Load())
 		timeout := collector.ScrapeDeadline(r.Header.Get("X-Prometheus-Scrape-Timeout-Seconds"), offset, defaultDBTimeout)
 		ctx, cancel := context.WithTimeout(r.Context(), timeout)
 		defer cancel()
