@@ -134,11 +134,52 @@ func Normalize(dst, path []byte) []byte {
 		if isID(seg) {
 			dst = append(dst, ":id"...)
 		} else {
-			dst = append(dst, seg...)
+			dst = appendTokens(dst, seg)
 		}
 		path = path[end:]
 	}
 	return dst
+}
+
+// appendTokens appends seg with its hash-like tokens collapsed: build
+// tools name assets "chunk-1136bf0e.js" or "app.3f9a2c1d.css", and each
+// such name would otherwise be a route of its own.
+func appendTokens(dst, seg []byte) []byte {
+	for len(seg) > 0 {
+		end := bytes.IndexAny(seg, "-_.")
+		if end < 0 {
+			end = len(seg)
+		}
+		if isHashToken(seg[:end]) {
+			dst = append(dst, ":id"...)
+		} else {
+			dst = append(dst, seg[:end]...)
+		}
+		if end < len(seg) {
+			dst = append(dst, seg[end])
+			end++
+		}
+		seg = seg[end:]
+	}
+	return dst
+}
+
+// isHashToken: 7 or more hex characters, at least one of them a digit.
+func isHashToken(tok []byte) bool {
+	if len(tok) < 7 {
+		return false
+	}
+	digit := false
+	for _, c := range tok {
+		switch {
+		case c >= '0' && c <= '9':
+			digit = true
+		case c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F':
+		default:
+			return false
+		}
+	}
+	return digit
 }
 
 // isID reports whether a segment is an identifier rather than a name:
