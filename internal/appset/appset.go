@@ -177,7 +177,15 @@ func (m *Manager) Ensure(spec Spec) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if p, ok := m.apps[spec.Name]; ok {
-		if p.spec.Source == SourceConfig || reflect.DeepEqual(p.spec, spec) {
+		if p.spec.Source == SourceConfig || reflect.DeepEqual(p.currentSpec(), spec) {
+			return
+		}
+		if gainsAccessLog(p.currentSpec(), spec) {
+			if err := p.attachAccess(spec, m.logs); err != nil {
+				m.logger.Error("cannot follow the access log found later", "app", spec.Name, "err", err)
+			} else {
+				m.logger.Info("following the access log found later", "app", spec.Name, "access_log", spec.AccessLog)
+			}
 			return
 		}
 		m.logger.Info("discovered app changed its error log", "app", spec.Name, "old", p.spec.ErrorLog, "new", spec.ErrorLog)
@@ -272,4 +280,13 @@ func (m *Manager) configuredTimeout(app string) time.Duration {
 		return p.configured.Timeout
 	}
 	return 0
+}
+
+// gainsAccessLog reports whether next is cur plus an access log cur lacked.
+func gainsAccessLog(cur, next Spec) bool {
+	if cur.AccessLog != "" || next.AccessLog == "" {
+		return false
+	}
+	cur.AccessLog, cur.AccessLogFormat = next.AccessLog, next.AccessLogFormat
+	return reflect.DeepEqual(cur, next)
 }

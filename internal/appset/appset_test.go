@@ -93,3 +93,29 @@ func snapshotOf(m *Manager, app string) Snapshot {
 	}
 	return Snapshot{}
 }
+
+// An access log discovered later (an empty one cannot be recognised by its
+// content) is attached without restarting the app's error-log side.
+func TestAccessLogFoundLaterKeepsCounters(t *testing.T) {
+	dir := t.TempDir()
+	errLog := filepath.Join(dir, "err.log")
+	require.NoError(t, os.WriteFile(errLog, nil, 0o644))
+	m, _ := newManager(t)
+	m.Apply(parse(t, "logs:\n  poll_interval: 20ms\ndiscovery:\n  enabled: true\n"))
+	spec := Spec{Name: "late", Source: SourceDiscovery, ErrorLog: errLog, Routes: config.Routes{MaxRoutes: 10}}
+	m.Ensure(spec)
+	require.Eventually(t, func() bool { return snapshotOf(m, "late").ErrorLog.Open }, 5*time.Second, 10*time.Millisecond)
+	f, err := os.OpenFile(errLog, os.O_APPEND|os.O_WRONLY, 0)
+	require.NoError(t, err)
+	_, err = f.WriteString("[2026-11-24 17:50:23 +0000] [20865] [CRITICAL] WORKER TIMEOUT (pid:21151)\n")
+	require.NoError(t, err)
+	require.NoError(t, f.Close())
+	require.Eventually(t, func() bool { return snapshotOf(m, "late").Lifecycle.Timeouts == 1 }, 5*time.Second, 10*time.Millisecond)
+	require.Nil(t, snapshotOf(m, "late").Access)
+
+	spec.AccessLog = filepath.Join(dir, "acc.log")
+	m.Ensure(spec)
+	s := snapshotOf(m, "late")
+	require.NotNil(t, s.Access, "the access log is followed")
+	require.Equal(t, uint64(1), s.Lifecycle.Timeouts, "the error-log side kept its counters")
+}

@@ -3,6 +3,7 @@ package appset
 import (
 	"context"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/gunicorn-reflex/gunicorn-reflex/internal/accesslog"
@@ -17,6 +18,7 @@ import (
 // The follower and the tracker run on one goroutine (run), so the tracker
 // sees lines and flushes in order; Snapshot reads are safe concurrently.
 type pipeline struct {
+	mu         sync.Mutex // guards access, accLog and spec's access fields, which attachAccess sets late
 	spec       Spec
 	configured Spec
 	logger     *slog.Logger
@@ -56,35 +58,57 @@ func newPipeline(spec Spec, logs config.Logs, logger *slog.Logger, tl *timeline.
 		}
 		p.errLog = f
 	}
-	if spec.AccessLog != "" && spec.AccessLog != "-" {
-		parser, err := accesslog.Compile(spec.AccessLogFormat)
-		if err != nil {
-			// A discovered format that cannot be compiled loses only the
-			// access log; the error log is still followed.
-			logger.Error("cannot parse this access_log_format; access log not followed", "format", spec.AccessLogFormat, "err", err)
-			return p, nil
-		}
-		if !parser.HasDuration() {
-			logger.Warn("the access log has no duration atom, so there is no latency histogram (request counts only); add %(D)s to Gunicorn's access_log_format",
-				"access_log_format", parser.Format(), "suggested", "--access-logformat '"+parser.Format()+" %(D)s'")
-		}
-		p.access = accessstats.New(spec.Name, parser, accessstats.Options{
-			Routes: spec.Routes.Enabled, MaxRoutes: spec.Routes.MaxRoutes, Rules: config.App{Routes: spec.Routes}.RouteRules(),
-		})
-		f, err := follower.New(follower.Options{
-			Path:         spec.AccessLog,
-			PollInterval: logs.PollInterval.D(),
-			RotateGrace:  logs.RotateGrace.D(),
-			MaxLineBytes: logs.MaxLineBytes,
-			Now:          now,
-			Logger:       logger.With("log", "access"),
-		}, p.access.ObserveLine)
-		if err != nil {
-			return nil, err
-		}
-		p.accLog = f
+	if err := p.attachAccess(spec, logs); err != nil {
+		return nil, err
 	}
 	return p, nil
+}
+
+// attachAccess starts following spec's access log, if it has one. It is
+// called at creation and when discovery finds the access log of an app
+// later (an empty log cannot be recognised by its content): adding it must
+// not restart the error-log side and reset its counters.
+func (p *pipeline) attachAccess(spec Spec, logs config.Logs) error {
+	if spec.AccessLog == "" || spec.AccessLog == "-" {
+		return nil
+	}
+	parser, err := accesslog.Compile(spec.AccessLogFormat)
+	if err != nil {
+		// A discovered format that cannot be compiled loses only the
+		// access log; the error log is still followed.
+		p.logger.Error("cannot parse this access_log_format; access log not followed", "format", spec.AccessLogFormat, "err", err)
+		return nil
+	}
+	if !parser.HasDuration() {
+		p.logger.Warn("the access log has no duration atom, so there is no latency histogram (request counts only); add %(D)s to Gunicorn's access_log_format",
+			"access_log_format", parser.Format(), "suggested", "--access-logformat '"+parser.Format()+" %(D)s'")
+	}
+	stats := accessstats.New(spec.Name, parser, accessstats.Options{
+		Routes: spec.Routes.Enabled, MaxRoutes: spec.Routes.MaxRoutes, Rules: config.App{Routes: spec.Routes}.RouteRules(),
+	})
+	f, err := follower.New(follower.Options{
+		Path:         spec.AccessLog,
+		PollInterval: logs.PollInterval.D(),
+		RotateGrace:  logs.RotateGrace.D(),
+		MaxLineBytes: logs.MaxLineBytes,
+		Now:          p.now,
+		Logger:       p.logger.With("log", "access"),
+	}, stats.ObserveLine)
+	if err != nil {
+		return err
+	}
+	p.mu.Lock()
+	p.access, p.accLog = stats, f
+	p.spec.AccessLog, p.spec.AccessLogFormat = spec.AccessLog, spec.AccessLogFormat
+	p.mu.Unlock()
+	return nil
+}
+
+// accessFollower returns the access-log follower, nil if none.
+func (p *pipeline) accessFollower() *follower.Follower {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.accLog
 }
 
 func (p *pipeline) observeErrorLine(line []byte) {
@@ -117,8 +141,8 @@ func (p *pipeline) run(ctx context.Context) {
 		if p.errLog != nil {
 			p.errLog.Poll()
 		}
-		if p.accLog != nil {
-			p.accLog.Poll()
+		if acc := p.accessFollower(); acc != nil {
+			acc.Poll()
 		}
 		p.record(p.tracker.Flush(p.now()))
 		select {
@@ -126,8 +150,8 @@ func (p *pipeline) run(ctx context.Context) {
 			if p.errLog != nil {
 				_ = p.errLog.Close()
 			}
-			if p.accLog != nil {
-				_ = p.accLog.Close()
+			if acc := p.accessFollower(); acc != nil {
+				_ = acc.Close()
 			}
 			return
 		case <-t.C:
@@ -141,9 +165,19 @@ func (p *pipeline) snapshot() Snapshot {
 		s.ErrorLog = p.errLog.Stats()
 		s.HasErrorLog = true
 	}
-	if p.accLog != nil {
-		s.Access = p.access
-		s.AccessLog = p.accLog.Stats()
+	p.mu.Lock()
+	access, acc := p.access, p.accLog
+	p.mu.Unlock()
+	if acc != nil {
+		s.Access = access
+		s.AccessLog = acc.Stats()
 	}
 	return s
+}
+
+// currentSpec is the spec in effect, access-log fields included.
+func (p *pipeline) currentSpec() Spec {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.spec
 }
