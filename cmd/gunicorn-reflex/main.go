@@ -197,7 +197,6 @@ type daemon struct {
 	mux      *http.ServeMux
 
 	reloadMu        sync.Mutex
-	cfg             *config.Config
 	dbsMu           sync.Mutex
 	dbs             *collector.Databases
 	scrapeOffset    atomic.Int64 // config's scrape_timeout_offset, read by every scrape
@@ -210,7 +209,6 @@ func newDaemon(ctx context.Context, f *flags, cfg *config.Config, logger *slog.L
 	d := &daemon{
 		flags:    f,
 		logger:   logger,
-		cfg:      cfg,
 		timeline: timeline.New(cfg.Timeline.MaxEvents, cfg.Timeline.MaxAge.D()),
 		mux:      http.NewServeMux(),
 		ready:    make(chan struct{}),
@@ -429,7 +427,6 @@ func (d *daemon) reload() error {
 		d.logger.Error("config reload failed; keeping the running configuration", "file", d.flags.configFile, "err", err)
 		return err
 	}
-	d.cfg = cfg
 	d.apps.Apply(cfg)
 	d.setDatabases(cfg)
 	d.reloadOK.Set(1)

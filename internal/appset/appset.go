@@ -235,8 +235,8 @@ func (m *Manager) startLocked(spec, configured Spec) {
 	}
 	p, err := newPipeline(spec, m.logs, m.logger.With("app", spec.Name), m.timeline, m.now)
 	if err == nil && m.proc != nil {
-		proc, tl, app := m.proc, m.timeline, spec.Name
-		p.onSIGKILL = func(f lifecycle.Fact) { proc.judgeOOM(app, f, tl) }
+		proc, app := m.proc, spec.Name
+		p.onSIGKILL = func(f lifecycle.Fact) { proc.judgeOOM(app, f) }
 	}
 	if err != nil {
 		m.logger.Error("cannot follow app", "app", spec.Name, "err", err)

@@ -104,7 +104,7 @@ func (p *procTracker) sampleAll() {
 		p.mu.Unlock()
 		p.logChange(app, prev, next)
 		if err == nil {
-			p.linkStuck(app, st, p.tl)
+			p.linkStuck(app, st)
 		}
 	}
 }
@@ -127,7 +127,7 @@ func (p *procTracker) logChange(app string, prev, next ProcState) {
 // judgeOOM settles a worker death by SIGKILL without a timeout: confirmed
 // when the kernel or the cgroup says the OOM killer did it, suspected
 // otherwise. The verdict goes to the timeline as evidence.
-func (p *procTracker) judgeOOM(app string, f lifecycle.Fact, tl *timeline.Timeline) {
+func (p *procTracker) judgeOOM(app string, f lifecycle.Fact) {
 	p.mu.Lock()
 	ms, ok := p.masters[app]
 	p.mu.Unlock()
@@ -152,7 +152,7 @@ func (p *procTracker) judgeOOM(app string, f lifecycle.Fact, tl *timeline.Timeli
 	if err != nil && evidence == "" {
 		evidence = fmt.Sprintf("no OOM evidence readable: %v", err)
 	}
-	tl.Append(timeline.Event{Time: f.Time, App: app, Source: "proc", Kind: kind, PID: f.PID, Detail: evidence})
+	p.tl.Append(timeline.Event{Time: f.Time, App: app, Source: "proc", Kind: kind, PID: f.PID, Detail: evidence})
 }
 
 // runProcSampler samples live worker state until ctx is done.
@@ -192,7 +192,7 @@ const maxLinked = 1024
 // whether it is blocked and by whom (and the query text, literals
 // stripped, only when the target enables it). Evidence for the timeline,
 // never labels.
-func (p *procTracker) linkStuck(app string, st workerstate.AppState, tl *timeline.Timeline) {
+func (p *procTracker) linkStuck(app string, st workerstate.AppState) {
 	p.mu.Lock()
 	linker := p.linker
 	p.mu.Unlock()
@@ -237,7 +237,7 @@ func (p *procTracker) linkStuck(app string, st workerstate.AppState, tl *timelin
 		if info.Query != "" {
 			attrs["query"] = info.Query
 		}
-		tl.Append(timeline.Event{App: app, Source: "postgres", Kind: "worker_waits_on_backend", PID: s.PID,
+		p.tl.Append(timeline.Event{App: app, Source: "postgres", Kind: "worker_waits_on_backend", PID: s.PID,
 			Detail: fmt.Sprintf("worker %d waits on backend %d (%s, %s)", s.PID, info.PID, info.State, info.WaitEvent), Attrs: attrs})
 	}
 }
