@@ -120,7 +120,7 @@ func (p *pipeline) record(facts []lifecycle.Fact) {
 		p.timeline.Append(timeline.Event{
 			Time:   f.Time,
 			App:    p.spec.Name,
-			Source: "errorlog",
+			Source: timeline.SourceErrorLog,
 			Kind:   f.Kind,
 			PID:    f.PID,
 			Cause:  f.Cause,

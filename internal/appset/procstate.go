@@ -145,14 +145,14 @@ func (p *procTracker) judgeOOM(app string, f lifecycle.Fact) {
 	}
 	p.states[app] = st
 	p.mu.Unlock()
-	kind := "oom_suspected"
+	kind := timeline.KindOOMSuspected
 	if confirmed {
-		kind = "oom_confirmed"
+		kind = timeline.KindOOMConfirmed
 	}
 	if err != nil && evidence == "" {
 		evidence = fmt.Sprintf("no OOM evidence readable: %v", err)
 	}
-	p.tl.Append(timeline.Event{Time: f.Time, App: app, Source: "proc", Kind: kind, PID: f.PID, Detail: evidence})
+	p.tl.Append(timeline.Event{Time: f.Time, App: app, Source: timeline.SourceProc, Kind: kind, PID: f.PID, Detail: evidence})
 }
 
 // runProcSampler samples live worker state until ctx is done.
@@ -237,7 +237,7 @@ func (p *procTracker) linkStuck(app string, st workerstate.AppState) {
 		if info.Query != "" {
 			attrs["query"] = info.Query
 		}
-		p.tl.Append(timeline.Event{App: app, Source: "postgres", Kind: "worker_waits_on_backend", PID: s.PID,
+		p.tl.Append(timeline.Event{App: app, Source: timeline.SourcePostgres, Kind: timeline.KindWorkerWaitsOnBackend, PID: s.PID,
 			Detail: fmt.Sprintf("worker %d waits on backend %d (%s, %s)", s.PID, info.PID, info.State, info.WaitEvent), Attrs: attrs})
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/gunicorn-reflex/gunicorn-reflex/internal/errorlog"
+	"github.com/gunicorn-reflex/gunicorn-reflex/internal/timeline"
 )
 
 // ExitCause is why a worker process ended: a closed set, used as a metric
@@ -268,17 +269,19 @@ type Counts struct {
 	Version string
 }
 
-// Fact kinds: the closed set of Fact.Kind values.
+// Fact kinds: the closed set of Fact.Kind values. They are the timeline's
+// kinds for source errorlog, defined there so every consumer matches on one
+// name.
 const (
-	FactWorkerTimeout  = "worker_timeout"
-	FactWorkerExit     = "worker_exit"
-	FactWorkerBoot     = "worker_boot"
-	FactMasterStart    = "master_start"
-	FactMasterReload   = "master_reload"
-	FactMasterShutdown = "master_shutdown"
-	FactBootFailure    = "boot_failure"
-	FactMasterSignal   = "master_signal"
-	FactMasterPromoted = "master_promoted"
+	FactWorkerTimeout  = timeline.KindWorkerTimeout
+	FactWorkerExit     = timeline.KindWorkerExit
+	FactWorkerBoot     = timeline.KindWorkerBoot
+	FactMasterStart    = timeline.KindMasterStart
+	FactMasterReload   = timeline.KindMasterReload
+	FactMasterShutdown = timeline.KindMasterShutdown
+	FactBootFailure    = timeline.KindBootFailure
+	FactMasterSignal   = timeline.KindMasterSignal
+	FactMasterPromoted = timeline.KindMasterPromoted
 )
 
 // AllFactKinds lists every Fact kind.

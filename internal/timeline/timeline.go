@@ -16,8 +16,8 @@ type Event struct {
 	Seq    uint64            `json:"seq"`
 	Time   time.Time         `json:"time"`
 	App    string            `json:"app"`
-	Source string            `json:"source"` // "errorlog", "proc", "postgres", "receiver", ...
-	Kind   string            `json:"kind"`   // closed set per source, e.g. "worker_timeout"
+	Source string            `json:"source"` // a Source* constant (names.go)
+	Kind   string            `json:"kind"`   // a Kind* constant (names.go)
 	PID    int               `json:"pid,omitempty"`
 	Cause  string            `json:"cause,omitempty"`
 	Detail string            `json:"detail,omitempty"`

@@ -34,8 +34,8 @@ const DefaultMaxTracked = 4096
 
 // Timeline event identity of a new stuck episode.
 const (
-	EventSource    = "proc"
-	EventKindStuck = "worker_stuck"
+	EventSource    = timeline.SourceProc
+	EventKindStuck = timeline.KindWorkerStuck
 )
 
 // listenerRefresh is how long a master's listening sockets are cached
