@@ -505,62 +505,6 @@ func requestLine(msg []byte) bool {
 	return c == '/' || c == '*' || hasPrefix(msg[i+1:], "http://") || hasPrefix(msg[i+1:], "https://")
 }
 
-var signalNames = [...]string{
-	1: "HUP", 2: "INT", 3: "QUIT", 4: "ILL", 5: "TRAP", 6: "ABRT", 7: "BUS", 8: "FPE",
-	9: "KILL", 10: "USR1", 11: "SEGV", 12: "USR2", 13: "PIPE", 14: "ALRM", 15: "TERM",
-	16: "STKFLT", 17: "CHLD", 18: "CONT", 19: "STOP", 20: "TSTP", 21: "TTIN", 22: "TTOU",
-	23: "URG", 24: "XCPU", 25: "XFSZ", 26: "VTALRM", 27: "PROF", 28: "WINCH", 29: "IO",
-	30: "PWR", 31: "SYS",
-}
-
-// SignalNumber returns the Linux signal number for a name such as "SIGKILL",
-// "KILL" or "hup" (any case, with or without "SIG"), or 0 if unknown.
-// SIGIOT and SIGPOLL are accepted as the aliases Python may print.
-func SignalNumber(name []byte) int {
-	if len(name) >= 3 && upper(name[0]) == 'S' && upper(name[1]) == 'I' && upper(name[2]) == 'G' {
-		name = name[3:]
-	}
-	if len(name) == 0 || len(name) > 6 {
-		return 0
-	}
-	var buf [6]byte
-	for i, c := range name {
-		buf[i] = upper(c)
-	}
-	up := buf[:len(name)]
-	switch string(up) {
-	case "IOT":
-		return 6
-	case "POLL":
-		return 29
-	}
-	for n, s := range signalNames {
-		if s != "" && string(up) == s {
-			return n
-		}
-	}
-	return 0
-}
-
-// SignalName returns "SIGKILL" style names for Linux signal numbers, or ""
-// when unknown.
-func SignalName(n int) string {
-	if n > 0 && n < len(signalNames) {
-		return sigPrefixed[n]
-	}
-	return ""
-}
-
-var sigPrefixed = func() [len(signalNames)]string {
-	var out [len(signalNames)]string
-	for i, s := range signalNames {
-		if s != "" {
-			out[i] = "SIG" + s
-		}
-	}
-	return out
-}()
-
 func upper(c byte) byte {
 	if c >= 'a' && c <= 'z' {
 		return c - 'a' + 'A'

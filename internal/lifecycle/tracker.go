@@ -82,7 +82,10 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/gunicorn-reflex/gunicorn-reflex/internal/errorlog"
 )
@@ -129,7 +132,7 @@ type worker struct {
 	exiting     bool
 	exception   bool
 	excText     string
-	signal      int
+	signal      syscall.Signal // -1: a signal Gunicorn named but we cannot
 	core        bool
 	exitCode    int
 	bootFailure bool
@@ -439,7 +442,7 @@ func (t *Tracker) handle(ev errorlog.Event, hp int, now stamp) {
 			return
 		}
 		if ev.Kind == errorlog.EventWorkerSignaled {
-			w.signal = ev.Num
+			w.signal = syscall.Signal(ev.Num)
 			if w.signal == 0 {
 				w.signal = -1 // a signal we cannot name
 			}
@@ -646,7 +649,7 @@ func (t *Tracker) evidence(w *worker, now stamp) {
 		return
 	}
 	if m := t.masters[w.master]; m != nil && !w.hasExpect && m.leaving > 0 {
-		soft := w.exiting || w.signal == 15 || w.signal == 2 || w.signal == 3
+		soft := w.exiting || w.signal == unix.SIGTERM || w.signal == unix.SIGINT || w.signal == unix.SIGQUIT
 		switch {
 		case m.leavingAt.elapsed(now, t.opts.ActionWindow):
 			m.leaving = 0
@@ -698,7 +701,7 @@ func (t *Tracker) commit(w *worker) {
 	w.done, w.pending = true, false
 	t.counts.Exits[cause]++
 	if (cause == ExitSIGKILL || cause == ExitSignal) && w.signal != 0 {
-		t.counts.WorkerSignals[SignalFromNumber(w.signal)]++
+		t.counts.WorkerSignals[SignalFromNumber(int(w.signal))]++
 	}
 	when := w.opened
 	if when.wall.IsZero() && !when.hasLog {
@@ -722,7 +725,7 @@ func decide(w *worker) ExitCause {
 		return ExitMaxRequests
 	}
 	switch {
-	case w.signal == 9:
+	case w.signal == unix.SIGKILL:
 		return ExitSIGKILL
 	case w.signal != 0:
 		return ExitSignal
@@ -737,9 +740,9 @@ func decide(w *worker) ExitCause {
 // explained reports whether a master action accounts for w's signal, if any.
 func explained(w *worker) bool {
 	switch w.signal {
-	case 0, 15, 2, 3: // none, SIGTERM, SIGINT, SIGQUIT
+	case 0, unix.SIGTERM, unix.SIGINT, unix.SIGQUIT:
 		return true
-	case 9:
+	case unix.SIGKILL:
 		return w.expect == ExitShutdown
 	}
 	return false
@@ -764,9 +767,9 @@ func describe(w *worker) string {
 		parts = append(parts, "Worker exiting")
 	}
 	if w.signal != 0 {
-		name := errorlog.SignalName(w.signal)
+		name := errorlog.SignalName(int(w.signal))
 		if name == "" {
-			name = "signal " + strconv.Itoa(w.signal)
+			name = "signal " + strconv.Itoa(int(w.signal))
 		}
 		if w.core {
 			name += " (core dumped)"

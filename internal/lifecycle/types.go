@@ -1,7 +1,10 @@
 package lifecycle
 
 import (
+	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/gunicorn-reflex/gunicorn-reflex/internal/errorlog"
 	"github.com/gunicorn-reflex/gunicorn-reflex/internal/timeline"
@@ -114,26 +117,27 @@ func (s Signal) String() string {
 	return "invalid"
 }
 
-// SignalFromNumber maps a Linux signal number to the closed set.
+// SignalFromNumber maps a signal number (as Gunicorn logs it, this
+// platform's numbering) to the closed set.
 func SignalFromNumber(n int) Signal {
-	switch n {
-	case 9:
+	switch syscall.Signal(n) {
+	case unix.SIGKILL:
 		return SigKILL
-	case 15:
+	case unix.SIGTERM:
 		return SigTERM
-	case 6:
+	case unix.SIGABRT:
 		return SigABRT
-	case 11:
+	case unix.SIGSEGV:
 		return SigSEGV
-	case 7:
+	case unix.SIGBUS:
 		return SigBUS
-	case 1:
+	case unix.SIGHUP:
 		return SigHUP
-	case 12:
+	case unix.SIGUSR2:
 		return SigUSR2
-	case 2:
+	case unix.SIGINT:
 		return SigINT
-	case 3:
+	case unix.SIGQUIT:
 		return SigQUIT
 	}
 	return SigOther
