@@ -15,7 +15,7 @@ import (
 type ExitCause uint8
 
 // Exit causes, most specific first where they compete (see decide in
-// tracker.go for the exact precedence).
+// exits.go for the exact precedence).
 const (
 	// ExitTimeout: the worker ended after its "WORKER TIMEOUT": Worker
 	// exiting, the SIGKILL escalation ("was sent SIGKILL! Perhaps out of
