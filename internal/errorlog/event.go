@@ -2,7 +2,8 @@ package errorlog
 
 // EventKind is the closed set of messages Classify recognises: every
 // lifecycle and worker message of Gunicorn 19.9 to 23.0 (arbiter.py,
-// workers/*.py, sock.py, instrument/statsd.py), plus EventOther.
+// workers/*.py, sock.py, instrument/statsd.py), the ones 24.0 to 26.1 add
+// to the runs they were checked against, plus EventOther.
 type EventKind uint8
 
 // Event kinds. The comment gives the exact format string(s) and the versions
@@ -26,7 +27,10 @@ const (
 	EventUsingWorker
 	// EventIgnoringUnknownSignal: INFO "Ignoring unknown signal: %s".
 	EventIgnoringUnknownSignal
-	// EventUnhandledSignal: ERROR "Unhandled signal: %s".
+	// EventUnhandledSignal: ERROR "Unhandled signal: %s". Num is the signal
+	// number. Gunicorn 24.0.0 writes "Unhandled signal: cld" for every
+	// SIGCHLD (its handler table misses Python's SIGCLD alias), so that
+	// master never reaps or replaces a dead worker; fixed in 24.1.0.
 	EventUnhandledSignal
 	// EventHandlingSignal: INFO "Handling signal: %s". Arg is the lower-case
 	// name without SIG (hup ttin ttou usr1 usr2 winch term int quit); Num is
@@ -92,8 +96,10 @@ const (
 	// master died). Arg is the worker repr, e.g. "<Worker 123>".
 	EventParentChanged
 	// EventErrorHandlingRequest: ERROR "Error handling request %s" (Arg is
-	// the URI), "Error handling request (no URI read)" (22.0+,
-	// FlagNoURI) or "Error handling request" (headers already sent).
+	// the URI; 25.3+ writes the method before it, "GET /path", which sets
+	// FlagMethod and leaves Arg the URI), "Error handling request (no URI
+	// read)" (22.0+, FlagNoURI) or "Error handling request" (headers
+	// already sent).
 	EventErrorHandlingRequest
 	// EventInvalidRequest: "Invalid request from ip={ip}: {error}" (DEBUG in
 	// 19.9/20.1, WARNING from 21.2). Arg is the client address.
@@ -133,6 +139,10 @@ const (
 	// EventStatsdError: WARNING "Failed to log to statsd" or "Error sending
 	// message to statsd".
 	EventStatsdError
+	// EventControlSocket: INFO "Control socket listening at %s" (25.1+,
+	// from the master). 25.3 and 26.1 write it again after every worker
+	// fork, so it marks neither a start nor a boot. Arg is the socket path.
+	EventControlSocket
 
 	numEventKinds
 )
@@ -152,6 +162,7 @@ var eventKindNames = [NumEventKinds]string{
 	"socket_error", "client_disconnect", "worker_reloading", "worker_winch_ignored",
 	"worker_graceful_timeout", "no_keepalive", "request_debug", "connection_in_use",
 	"invalid_address", "connect_failed", "retrying", "cant_connect", "statsd_error",
+	"control_socket",
 }
 
 // String returns the snake_case name of the kind.
@@ -179,6 +190,9 @@ const (
 	FlagNamedSignal
 	// FlagNoURI marks "Error handling request (no URI read)".
 	FlagNoURI
+	// FlagMethod marks 25.3+'s "Error handling request GET /path", whose
+	// method Classify drops from Arg.
+	FlagMethod
 )
 
 // Exit statuses that Gunicorn's master gives a meaning to (arbiter.py
@@ -240,6 +254,9 @@ func Classify(msg []byte) Event {
 		if rest, ok := cut(msg, "Can't connect to "); ok {
 			return Event{Kind: EventCantConnect, Arg: rest}
 		}
+		if rest, ok := cut(msg, "Control socket listening at "); ok {
+			return Event{Kind: EventControlSocket, Arg: rest}
+		}
 	case 'E':
 		if rest, ok := cut(msg, "Error handling request"); ok {
 			switch {
@@ -247,6 +264,13 @@ func Classify(msg []byte) Event {
 				return Event{Kind: EventErrorHandlingRequest}
 			case is(rest, " (no URI read)"):
 				return Event{Kind: EventErrorHandlingRequest, Flags: FlagNoURI}
+			case rest[0] == ' ' && requestLine(rest[1:]):
+				// 25.3+: "GET /path"; the method is not the URI.
+				uri := rest[1:]
+				for uri[0] != ' ' {
+					uri = uri[1:]
+				}
+				return Event{Kind: EventErrorHandlingRequest, Arg: uri[1:], Flags: FlagMethod}
 			case rest[0] == ' ':
 				return Event{Kind: EventErrorHandlingRequest, Arg: rest[1:]}
 			}

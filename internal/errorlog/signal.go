@@ -11,8 +11,9 @@ const maxSignalName = 6
 
 // SignalNumber returns the signal number for a name such as "SIGKILL",
 // "KILL" or "hup" (any case, with or without "SIG"), or 0 if unknown. The
-// names are golang.org/x/sys/unix's for this platform, plus SIGIOT and
-// SIGPOLL, the aliases Python may print. It does not allocate.
+// names are golang.org/x/sys/unix's for this platform, plus SIGIOT,
+// SIGPOLL and SIGCLD, the aliases Python may print (Gunicorn 24.0.0 logs
+// "Unhandled signal: cld"). It does not allocate.
 func SignalNumber(name []byte) int {
 	if len(name) >= 3 && upper(name[0]) == 'S' && upper(name[1]) == 'I' && upper(name[2]) == 'G' {
 		name = name[3:]
@@ -32,6 +33,8 @@ func SignalNumber(name []byte) int {
 		return int(unix.SIGIOT)
 	case "SIGPOLL":
 		return int(unix.SIGPOLL)
+	case "SIGCLD":
+		return int(unix.SIGCLD)
 	}
 	return int(unix.SignalNum(string(full)))
 }
