@@ -65,11 +65,26 @@
 //     retired by a master action, not already inferred dead, less one for
 //     each outstanding TTOU) are at least the target.
 //
+// A master that logged "Control socket listening at" (25.1+) is the
+// exception: "worker add" through its socket boots a worker and logs
+// nothing else, while those versions log every death but a silent exit 0,
+// so there a boot beyond the target raises the target instead.
+//
 // Each inference remembers one "ghost" so the dead worker does not count as
 // live later. When a master shuts down (with one master running), workers
 // that never reported an exit are committed as shutdown exits, less the
 // ghosts. A boot that reuses the pid of a worker never reported dead commits
 // that worker as unknown first (or retires a ghost).
+//
+// # Masters that do not reap
+//
+// Gunicorn 24.0.0 logs "Unhandled signal: cld" for every SIGCHLD: its
+// signal table misses Python's SIGCLD name for signal 17, so reap_workers
+// never runs and no dead worker is replaced (fixed in 24.1.0). Each such
+// line counts in Counts.UnreplacedWorkerDeaths, the first of a master is a
+// master_not_reaping fact, and a later WORKER TIMEOUT for a worker that had
+// already logged its exit is the master timing out the zombie: it is not a
+// timeout.
 //
 // # Concurrency
 //

@@ -3,6 +3,8 @@ package lifecycle
 import (
 	"sort"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/gunicorn-reflex/gunicorn-reflex/internal/errorlog"
 )
 
@@ -25,7 +27,39 @@ func (t *Tracker) onMasterStarting(ev errorlog.Event, hp int, now stamp) {
 	m := t.newMaster(hp)
 	m.phase = true
 	m.phaseLast = now
+	m.version = string(ev.Arg)
 	t.fact(now, FactMasterStart, hp, "", string(ev.Arg))
+}
+
+// onControlSocket handles "Control socket listening at", which 25.3+
+// writes after every fork: it is neither a start nor a boot, only the sign
+// that the worker count can change through the socket.
+func (t *Tracker) onControlSocket(hp int) {
+	if m := t.masterFor(hp); m != nil {
+		m.controlSocket = true
+	}
+}
+
+// onUnhandledSignal handles "Unhandled signal: x". For SIGCHLD it is
+// Gunicorn 24.0.0's bug: the master's handler table lacks Python's SIGCLD
+// name for signal 17, so reap_workers never runs; the dead worker is not
+// reaped and not replaced, and the app loses that capacity. Each line is one
+// death (or more: signals coalesce); the first of a master is also a fact.
+func (t *Tracker) onUnhandledSignal(ev errorlog.Event, hp int, now stamp) {
+	m := t.masterFor(hp)
+	if ev.Num != int(unix.SIGCHLD) {
+		return
+	}
+	t.counts.UnreplacedWorkerDeaths++
+	if m == nil || m.notReaping {
+		return
+	}
+	m.notReaping = true
+	version := m.version
+	if version == "" {
+		version = t.counts.Version
+	}
+	t.fact(now, FactMasterNotReaping, hp, "", version)
 }
 
 // onGracefulStop handles a daemon-mode WINCH: every worker is retired and

@@ -95,6 +95,14 @@ type master struct {
 	gone     bool
 
 	lastException string
+
+	version string // from its "Starting gunicorn X"
+	// controlSocket: it logged "Control socket listening at" (25.1+), so
+	// "worker add" can raise its worker count without a line.
+	controlSocket bool
+	// notReaping: it logged "Unhandled signal: cld" (24.0.0), so a dead
+	// worker stays an unreaped zombie and is never replaced.
+	notReaping bool
 }
 
 // newMaster starts fresh state for a master pid.

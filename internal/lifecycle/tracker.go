@@ -134,9 +134,13 @@ func (t *Tracker) handle(ev errorlog.Event, hp int, now stamp) {
 		t.onMasterStarting(ev, hp, now)
 	case errorlog.EventListening, errorlog.EventUsingWorker, errorlog.EventArbiterBooted,
 		errorlog.EventConfigDump, errorlog.EventWinchIgnored, errorlog.EventMainLoopException,
-		errorlog.EventIgnoringUnknownSignal, errorlog.EventUnhandledSignal:
+		errorlog.EventIgnoringUnknownSignal:
 		// Only a master writes these: they tell which master is active.
 		t.masterFor(hp)
+	case errorlog.EventControlSocket:
+		t.onControlSocket(hp)
+	case errorlog.EventUnhandledSignal:
+		t.onUnhandledSignal(ev, hp, now)
 	case errorlog.EventGracefulStop:
 		t.onGracefulStop(hp, now)
 	case errorlog.EventHandlingSignal:

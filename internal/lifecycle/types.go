@@ -225,7 +225,9 @@ const NumLevels = errorlog.NumLevels
 // Counts are cumulative totals since the Tracker was created. Every field is
 // monotonic except LastTimeout and Version.
 type Counts struct {
-	// Timeouts counts "WORKER TIMEOUT (pid:N)" lines, once per worker.
+	// Timeouts counts "WORKER TIMEOUT (pid:N)" lines, once per worker,
+	// except those about a worker that had already exited and that its
+	// master did not reap (Gunicorn 24.0.0 times out such zombies).
 	Timeouts uint64
 	// Boots counts "Booting worker with pid: N" lines.
 	Boots uint64
@@ -245,6 +247,9 @@ type Counts struct {
 	RequestErrors uint64
 	// InvalidRequests counts "Invalid request from ip=..." lines.
 	InvalidRequests uint64
+	// UnreplacedWorkerDeaths counts "Unhandled signal: cld" lines: worker
+	// deaths a Gunicorn 24.0.0 master neither reaped nor replaced.
+	UnreplacedWorkerDeaths uint64
 	// Exits counts worker exits by cause, each worker pid once.
 	Exits [NumExitCauses]uint64
 	// WorkerSignals counts the signal of exits whose cause is sigkill or
@@ -286,12 +291,15 @@ const (
 	FactBootFailure    = timeline.KindBootFailure
 	FactMasterSignal   = timeline.KindMasterSignal
 	FactMasterPromoted = timeline.KindMasterPromoted
+	// FactMasterNotReaping is Gunicorn 24.0.0's "Unhandled signal: cld":
+	// the master will not replace dead workers. Once per master.
+	FactMasterNotReaping = timeline.KindMasterNotReaping
 )
 
 // AllFactKinds lists every Fact kind.
 var AllFactKinds = []string{
 	FactWorkerTimeout, FactWorkerExit, FactWorkerBoot, FactMasterStart, FactMasterReload,
-	FactMasterShutdown, FactBootFailure, FactMasterSignal, FactMasterPromoted,
+	FactMasterShutdown, FactBootFailure, FactMasterSignal, FactMasterPromoted, FactMasterNotReaping,
 }
 
 // Fact is one conclusion, for the event timeline. PID and Detail are
@@ -306,6 +314,7 @@ var AllFactKinds = []string{
 //	boot_failure     PID master, Cause a BootFailureReason label, Detail the worker's exception if seen
 //	master_signal    PID master, Cause the signal name ("hup", ...)
 //	master_promoted  PID master
+//	master_not_reaping  PID master, Detail its version (the "Starting gunicorn X")
 type Fact struct {
 	// Time is the log time of the line the fact rests on (for worker_exit,
 	// the first line that reported the exit); the wall time when the line

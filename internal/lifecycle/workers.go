@@ -16,6 +16,11 @@ import (
 func (t *Tracker) onWorkerTimeout(ev errorlog.Event, hp int, now stamp) {
 	m := t.masterFor(hp)
 	t.endPhase(m)
+	if w := t.workers[ev.PID]; w != nil && w.exiting && m != nil && m.notReaping {
+		// The worker had exited and its master, not reaping (24.0.0),
+		// timed out the zombie's stale heartbeat: no request hung.
+		return
+	}
 	w := t.workerFor(ev.PID, hp, now)
 	if !w.timedOut {
 		w.timedOut = true
@@ -144,6 +149,13 @@ func (t *Tracker) boot(pid int, now stamp) {
 		case m.phase:
 			m.phaseCount++
 			m.phaseLast = now
+		case m.targetKnown && !t.multiMaster && m.controlSocket:
+			// "worker add" through the control socket logs only the
+			// boot, and 25.1+ logs every death but a silent exit 0: a
+			// boot beyond the target raises it.
+			if live := t.live(m, now); live >= m.target {
+				m.target = live + 1
+			}
 		case m.targetKnown && !t.multiMaster:
 			if live := t.live(m, now); live >= m.target {
 				m.ghosts++
