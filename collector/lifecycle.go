@@ -22,6 +22,7 @@ type Lifecycle struct {
 	timeouts, boots, exits, signalDeaths        *prometheus.Desc
 	masterStarts, reloads, promotions, shutdown *prometheus.Desc
 	masterSignals, bootFailures, maxRequests    *prometheus.Desc
+	unreplacedDeaths                            *prometheus.Desc
 	requestErrors, invalidRequests, messages    *prometheus.Desc
 	lastTimeout, parseFailures                  *prometheus.Desc
 }
@@ -40,6 +41,8 @@ func NewLifecycle(apps AppSource) *Lifecycle {
 		promotions:    newDesc(gunicornNS, "master", "promotions_total", "USR2 upgrades completed (\"Master has been promoted\")."+fromLog, "app"),
 		shutdown:      newDesc(gunicornNS, "master", "shutdowns_total", "Masters shut down (\"Shutting down\")."+fromLog, "app"),
 		masterSignals: newDesc(gunicornNS, "master", "signals_total", "Signals the master handled (\"Handling signal\"), by lower-case name."+fromLog, "app", "signal"),
+		unreplacedDeaths: newDesc(gunicornNS, "master", "unreplaced_worker_deaths_total",
+			"Worker deaths the master neither reaped nor replaced: it logged \"Unhandled signal: cld\", Gunicorn 24.0.0's bug (fixed in 24.1.0); the app runs with fewer workers until the master restarts. Upgrade Gunicorn when this is above 0."+fromLog, "app"),
 		bootFailures:  newDesc(gunicornNS, "", "boot_failures_total", "Master halts because workers could not boot (reason worker_boot, exit 3) or the app could not load (reason app_load, exit 4)."+fromLog, "app", "reason"),
 		maxRequests:   newDesc(gunicornNS, "worker", "max_requests_restarts_total", "Workers restarted after reaching --max-requests (\"Autorestarting worker\")."+fromLog, "app"),
 		requestErrors: newDesc(gunicornNS, "", "request_errors_total", "Unhandled exceptions while handling a request (\"Error handling request\"); the client got a 500 or a closed connection."+fromLog, "app"),
@@ -68,6 +71,7 @@ func (c *Lifecycle) Update(ch chan<- prometheus.Metric) error {
 		e.counter(c.reloads, n.Reloads, app)
 		e.counter(c.promotions, n.Promotions, app)
 		e.counter(c.shutdown, n.Shutdowns, app)
+		e.counter(c.unreplacedDeaths, n.UnreplacedWorkerDeaths, app)
 		for _, sig := range lifecycle.AllMasterSignals {
 			e.counter(c.masterSignals, n.MasterSignals[sig], app, sig.String())
 		}

@@ -126,6 +126,10 @@ func (p *pipeline) record(facts []lifecycle.Fact) {
 			Cause:  f.Cause,
 			Detail: f.Detail,
 		})
+		if f.Kind == lifecycle.FactMasterNotReaping {
+			p.logger.Error("this Gunicorn master does not replace dead workers: it logged \"Unhandled signal: cld\", a bug of Gunicorn 24.0.0 fixed in 24.1.0; the app loses a worker at every death until restarted, so upgrade Gunicorn",
+				"version", f.Detail, "master_pid", f.PID)
+		}
 		if p.onSIGKILL != nil && f.Kind == lifecycle.FactWorkerExit && f.Cause == lifecycle.ExitSIGKILL.String() {
 			p.onSIGKILL(f)
 		}

@@ -2,7 +2,8 @@ package errorlog
 
 // EventKind is the closed set of messages Classify recognises: every
 // lifecycle and worker message of Gunicorn 19.9 to 23.0 (arbiter.py,
-// workers/*.py, sock.py, instrument/statsd.py), plus EventOther.
+// workers/*.py, sock.py, instrument/statsd.py), the ones 24.0 to 26.1 add
+// to the runs they were checked against, plus EventOther.
 type EventKind uint8
 
 // Event kinds. The comment gives the exact format string(s) and the versions
@@ -26,7 +27,10 @@ const (
 	EventUsingWorker
 	// EventIgnoringUnknownSignal: INFO "Ignoring unknown signal: %s".
 	EventIgnoringUnknownSignal
-	// EventUnhandledSignal: ERROR "Unhandled signal: %s".
+	// EventUnhandledSignal: ERROR "Unhandled signal: %s". Num is the signal
+	// number. Gunicorn 24.0.0 writes "Unhandled signal: cld" for every
+	// SIGCHLD (its handler table misses Python's SIGCLD alias), so that
+	// master never reaps or replaces a dead worker; fixed in 24.1.0.
 	EventUnhandledSignal
 	// EventHandlingSignal: INFO "Handling signal: %s". Arg is the lower-case
 	// name without SIG (hup ttin ttou usr1 usr2 winch term int quit); Num is
@@ -92,8 +96,10 @@ const (
 	// master died). Arg is the worker repr, e.g. "<Worker 123>".
 	EventParentChanged
 	// EventErrorHandlingRequest: ERROR "Error handling request %s" (Arg is
-	// the URI), "Error handling request (no URI read)" (22.0+,
-	// FlagNoURI) or "Error handling request" (headers already sent).
+	// the URI; 25.3+ writes the method before it, "GET /path", which sets
+	// FlagMethod and leaves Arg the URI), "Error handling request (no URI
+	// read)" (22.0+, FlagNoURI) or "Error handling request" (headers
+	// already sent).
 	EventErrorHandlingRequest
 	// EventInvalidRequest: "Invalid request from ip={ip}: {error}" (DEBUG in
 	// 19.9/20.1, WARNING from 21.2). Arg is the client address.
@@ -133,6 +139,10 @@ const (
 	// EventStatsdError: WARNING "Failed to log to statsd" or "Error sending
 	// message to statsd".
 	EventStatsdError
+	// EventControlSocket: INFO "Control socket listening at %s" (25.1+,
+	// from the master). 25.3 and 26.1 write it again after every worker
+	// fork, so it marks neither a start nor a boot. Arg is the socket path.
+	EventControlSocket
 
 	numEventKinds
 )
@@ -152,6 +162,7 @@ var eventKindNames = [NumEventKinds]string{
 	"socket_error", "client_disconnect", "worker_reloading", "worker_winch_ignored",
 	"worker_graceful_timeout", "no_keepalive", "request_debug", "connection_in_use",
 	"invalid_address", "connect_failed", "retrying", "cant_connect", "statsd_error",
+	"control_socket",
 }
 
 // String returns the snake_case name of the kind.
@@ -179,6 +190,9 @@ const (
 	FlagNamedSignal
 	// FlagNoURI marks "Error handling request (no URI read)".
 	FlagNoURI
+	// FlagMethod marks 25.3+'s "Error handling request GET /path", whose
+	// method Classify drops from Arg.
+	FlagMethod
 )
 
 // Exit statuses that Gunicorn's master gives a meaning to (arbiter.py
@@ -240,6 +254,9 @@ func Classify(msg []byte) Event {
 		if rest, ok := cut(msg, "Can't connect to "); ok {
 			return Event{Kind: EventCantConnect, Arg: rest}
 		}
+		if rest, ok := cut(msg, "Control socket listening at "); ok {
+			return Event{Kind: EventControlSocket, Arg: rest}
+		}
 	case 'E':
 		if rest, ok := cut(msg, "Error handling request"); ok {
 			switch {
@@ -247,6 +264,13 @@ func Classify(msg []byte) Event {
 				return Event{Kind: EventErrorHandlingRequest}
 			case is(rest, " (no URI read)"):
 				return Event{Kind: EventErrorHandlingRequest, Flags: FlagNoURI}
+			case rest[0] == ' ' && requestLine(rest[1:]):
+				// 25.3+: "GET /path"; the method is not the URI.
+				uri := rest[1:]
+				for uri[0] != ' ' {
+					uri = uri[1:]
+				}
+				return Event{Kind: EventErrorHandlingRequest, Arg: uri[1:], Flags: FlagMethod}
 			case rest[0] == ' ':
 				return Event{Kind: EventErrorHandlingRequest, Arg: rest[1:]}
 			}
@@ -504,62 +528,6 @@ func requestLine(msg []byte) bool {
 	c := msg[i+1]
 	return c == '/' || c == '*' || hasPrefix(msg[i+1:], "http://") || hasPrefix(msg[i+1:], "https://")
 }
-
-var signalNames = [...]string{
-	1: "HUP", 2: "INT", 3: "QUIT", 4: "ILL", 5: "TRAP", 6: "ABRT", 7: "BUS", 8: "FPE",
-	9: "KILL", 10: "USR1", 11: "SEGV", 12: "USR2", 13: "PIPE", 14: "ALRM", 15: "TERM",
-	16: "STKFLT", 17: "CHLD", 18: "CONT", 19: "STOP", 20: "TSTP", 21: "TTIN", 22: "TTOU",
-	23: "URG", 24: "XCPU", 25: "XFSZ", 26: "VTALRM", 27: "PROF", 28: "WINCH", 29: "IO",
-	30: "PWR", 31: "SYS",
-}
-
-// SignalNumber returns the Linux signal number for a name such as "SIGKILL",
-// "KILL" or "hup" (any case, with or without "SIG"), or 0 if unknown.
-// SIGIOT and SIGPOLL are accepted as the aliases Python may print.
-func SignalNumber(name []byte) int {
-	if len(name) >= 3 && upper(name[0]) == 'S' && upper(name[1]) == 'I' && upper(name[2]) == 'G' {
-		name = name[3:]
-	}
-	if len(name) == 0 || len(name) > 6 {
-		return 0
-	}
-	var buf [6]byte
-	for i, c := range name {
-		buf[i] = upper(c)
-	}
-	up := buf[:len(name)]
-	switch string(up) {
-	case "IOT":
-		return 6
-	case "POLL":
-		return 29
-	}
-	for n, s := range signalNames {
-		if s != "" && string(up) == s {
-			return n
-		}
-	}
-	return 0
-}
-
-// SignalName returns "SIGKILL" style names for Linux signal numbers, or ""
-// when unknown.
-func SignalName(n int) string {
-	if n > 0 && n < len(signalNames) {
-		return sigPrefixed[n]
-	}
-	return ""
-}
-
-var sigPrefixed = func() [len(signalNames)]string {
-	var out [len(signalNames)]string
-	for i, s := range signalNames {
-		if s != "" {
-			out[i] = "SIG" + s
-		}
-	}
-	return out
-}()
 
 func upper(c byte) byte {
 	if c >= 'a' && c <= 'z' {

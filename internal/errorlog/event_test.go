@@ -34,7 +34,9 @@ func TestClassify(t *testing.T) {
 		{"19.9-23.0", `"Using worker: %s"`, "Using worker: sync", want{kind: EventUsingWorker, arg: "sync"}},
 		{"19.9-23.0", `"Using worker: %s"`, "Using worker: uvicorn.workers.UvicornWorker", want{kind: EventUsingWorker, arg: "uvicorn.workers.UvicornWorker"}},
 		{"19.9-23.0", `"Ignoring unknown signal: %s"`, "Ignoring unknown signal: 10", want{kind: EventIgnoringUnknownSignal, arg: "10"}},
-		{"19.9-23.0", `"Unhandled signal: %s"`, "Unhandled signal: cld", want{kind: EventUnhandledSignal, arg: "cld"}},
+		// 24.0.0 writes it for every SIGCHLD (Python names 17 SIGCLD there).
+		{"19.9-24.0.0", `"Unhandled signal: %s"`, "Unhandled signal: cld", want{kind: EventUnhandledSignal, arg: "cld", num: 17}},
+		{"25.1-26.1", `"Control socket listening at %s"`, "Control socket listening at /root/.gunicorn/gunicorn.ctl", want{kind: EventControlSocket, arg: "/root/.gunicorn/gunicorn.ctl"}},
 		{"19.9-23.0", `"Handling signal: %s"`, "Handling signal: hup", want{kind: EventHandlingSignal, arg: "hup", num: 1}},
 		{"19.9-23.0", `"Handling signal: %s"`, "Handling signal: ttin", want{kind: EventHandlingSignal, arg: "ttin", num: 21}},
 		{"19.9-23.0", `"Handling signal: %s"`, "Handling signal: ttou", want{kind: EventHandlingSignal, arg: "ttou", num: 22}},
@@ -85,6 +87,8 @@ func TestClassify(t *testing.T) {
 		{"19.9-23.0", `"Parent changed, shutting down: %s"`, "Parent changed, shutting down: <Worker 123>", want{kind: EventParentChanged, arg: "<Worker 123>"}},
 		{"19.9-23.0", `"Error handling request %s"`, "Error handling request /error", want{kind: EventErrorHandlingRequest, arg: "/error"}},
 		{"22.0-23.0", `"Error handling request %s"`, "Error handling request /sleep?s=10", want{kind: EventErrorHandlingRequest, arg: "/sleep?s=10"}},
+		{"25.3-26.1", `"Error handling request %s %s"`, "Error handling request GET /sleep?s=10", want{kind: EventErrorHandlingRequest, arg: "/sleep?s=10", flags: FlagMethod}},
+		{"25.3-26.1", `"Error handling request %s %s"`, "Error handling request OPTIONS *", want{kind: EventErrorHandlingRequest, arg: "*", flags: FlagMethod}},
 		{"22.0-23.0", `"Error handling request (no URI read)"`, "Error handling request (no URI read)", want{kind: EventErrorHandlingRequest, flags: FlagNoURI}},
 		{"19.9-23.0", `"Error handling request"`, "Error handling request", want{kind: EventErrorHandlingRequest}},
 		{"19.9/20.1 DEBUG, 21.2+ WARNING", `"Invalid request from ip={ip}: {error}"`, "Invalid request from ip=127.0.0.1: Invalid HTTP request line: 'GARBAGE'", want{kind: EventInvalidRequest, arg: "127.0.0.1"}},
@@ -157,7 +161,7 @@ func TestSignalNumber(t *testing.T) {
 	tests := map[string]int{
 		"SIGKILL": 9, "KILL": 9, "kill": 9, "hup": 1, "SIGTERM": 15, "SIGSEGV": 11, "SIGABRT": 6,
 		"SIGIOT": 6, "SIGBUS": 7, "SIGUSR2": 12, "winch": 28, "SIGPOLL": 29, "": 0, "SIG": 0,
-		"SIGRTMIN": 0, "bogus": 0, "SIGSYS": 31,
+		"SIGRTMIN": 0, "bogus": 0, "SIGSYS": 31, "cld": 17, "SIGCLD": 17, "SIGCHLD": 17,
 	}
 	for name, n := range tests {
 		if got := SignalNumber([]byte(name)); got != n {

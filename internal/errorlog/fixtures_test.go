@@ -13,8 +13,8 @@ import (
 
 // fixtureFiles are the captured error-log streams copied from
 // shared/fixtures/gunicorn/ into testdata/gunicorn/: every error log, the
-// stdout/stderr captures of the per-version runs and the boot-failure app
-// logs. Left out on purpose: access.log (the access logger's format),
+// stdout/stderr captures of the per-version runs (19.9 to 21.2; the 24.0.0
+// to 26.1.0 runs wrote nothing there) and the boot-failure app logs. Left out on purpose: access.log (the access logger's format),
 // 20.1-statsd/deb-statsd.txt (statsd datagrams) and transcript.txt (the
 // driver's notes), which are not error-log output.
 var fixtureFiles = []string{
@@ -33,6 +33,10 @@ var fixtureFiles = []string{
 	"v20deb/stdout.log",
 	"v21/error.log",
 	"v21/stdout.log",
+	"v24.0.0/error.log",
+	"v24/error.log",
+	"v25/error.log",
+	"v26/error.log",
 }
 
 var excludedFixtures = map[string]bool{"access.log": true, "deb-statsd.txt": true, "transcript.txt": true}
@@ -58,6 +62,7 @@ func fixtureLines(t testing.TB, name string) [][]byte {
 // is a header, a continuation or an explained raw line; none is a parse
 // failure, and every header's message is a known Gunicorn message.
 func TestFixturesExplained(t *testing.T) {
+	timeoutExceptions := []string{"RuntimeError: boom from /error", "SystemExit: 1", "SystemExit: 1"}
 	// Expected counts, from grep over the files: headers are the lines
 	// starting "[2026-"; the rest are tracebacks and the configuration dump
 	// (continuations) or the raw prints named in the comments.
@@ -83,6 +88,13 @@ func TestFixturesExplained(t *testing.T) {
 		"v20deb/stdout.log": {0, 0, 0, nil},
 		"v21/error.log":     {40, 9, 0, []string{"RuntimeError: boom from /error"}},
 		"v21/stdout.log":    {0, 0, 0, nil},
+		// 22+ logs the timeout abort's SystemExit as a request error with
+		// its traceback: /error, then /sleep and /spin.
+		"v24.0.0/error.log": {31, 32, 0, timeoutExceptions},
+		"v24/error.log":     {35, 32, 0, timeoutExceptions},
+		// 25.3 and 26.1 add a "Control socket listening at" after every fork.
+		"v25/error.log": {47, 32, 0, timeoutExceptions},
+		"v26/error.log": {47, 32, 0, timeoutExceptions},
 	}
 	if len(tests) != len(fixtureFiles) {
 		t.Fatalf("%d expectations for %d fixture files", len(tests), len(fixtureFiles))

@@ -311,6 +311,156 @@ func TestFixtureV21(t *testing.T) {
 	}, 0)
 }
 
+// TestFixtureV24_0_0 replays upstream 24.0.0 with the same driver
+// (v24.0.0/transcript.txt). That master logs "Unhandled signal: cld" for
+// every SIGCHLD and never reaps: no death is replaced, so the kills of
+// steps 18-20 found no worker left.
+func TestFixtureV24_0_0(t *testing.T) {
+	r := replay(t, "v24.0.0/error.log")
+	want := Counts{
+		Boots: 5, // 32068 32069 (start), 32093 (TTIN), 32120 32121 (HUP)
+		// 32120 (/sleep) and 32121 (/spin). The WORKER TIMEOUT of 32068,
+		// two seconds after its TTOU exit, is the master timing out its
+		// unreaped zombie: not counted.
+		Timeouts:      2,
+		LastTimeout:   at("2026-12-01 19:28:25"),
+		MasterStarts:  1,
+		Version:       "24.0.0",
+		Reloads:       1,
+		RequestErrors: 1, // /error; the two aborts' SystemExit are not request errors
+		// One "Unhandled signal: cld" per death: 32068, 32069, 32093,
+		// 32120, 32121.
+		UnreplacedWorkerDeaths: 5,
+		Exits: exits(map[ExitCause]uint64{
+			ExitScaleDown: 1, // 32068 (TTOU)
+			ExitReload:    2, // 32069 32093 (HUP)
+			ExitTimeout:   2, // 32120 32121
+		}),
+		MasterSignals: masterSignals(map[MasterSignal]uint64{
+			MasterTTIN: 1, MasterTTOU: 1, MasterHUP: 1, MasterUSR1: 1, MasterTERM: 1,
+		}),
+		Shutdowns: 1,
+		// ERROR: 3 "Error handling request", 5 "Unhandled signal: cld";
+		// CRITICAL: 3 WORKER TIMEOUT lines.
+		Messages: [NumLevels]uint64{0, 20, 0, 8, 3},
+	}
+	checkCounts(t, r.counts, want)
+	checkInvariants(t, r.counts)
+	checkExits(t, r, map[int]ExitCause{
+		32068: ExitScaleDown, 32069: ExitReload, 32093: ExitReload, 32120: ExitTimeout, 32121: ExitTimeout,
+	}, 0)
+	var notReaping []Fact
+	for _, f := range r.facts {
+		if f.Kind == FactMasterNotReaping {
+			notReaping = append(notReaping, f)
+		}
+	}
+	if len(notReaping) != 1 || notReaping[0].PID != 32067 || notReaping[0].Detail != "24.0.0" ||
+		!notReaping[0].Time.Equal(at("2026-12-01 19:28:00")) {
+		t.Errorf("master_not_reaping facts %+v, want one for 32067 with version 24.0.0", notReaping)
+	}
+}
+
+// TestFixtureV24 replays upstream 24.1.1 with the same driver
+// (v24/transcript.txt): 24.1 reaps again, and writes the SIGSEGV line at
+// WARNING.
+func TestFixtureV24(t *testing.T) {
+	r := replay(t, "v24/error.log")
+	want := Counts{
+		Boots:         10, // 30056 30057 30184 30230 30231 30242 30414 30416 30433 30453
+		Timeouts:      2,  // 30231 (/sleep) 30230 (/spin)
+		LastTimeout:   at("2026-12-01 19:20:00"),
+		MasterStarts:  1,
+		Version:       "24.1.1",
+		Reloads:       1,
+		RequestErrors: 1,
+		Exits: exits(map[ExitCause]uint64{
+			ExitScaleDown: 1, // 30056 (TTOU)
+			ExitReload:    2, // 30057 30184 (HUP)
+			// 30231 30230: WORKER TIMEOUT, SystemExit, Worker exiting;
+			// 24.1 logs no exit code for them.
+			ExitTimeout:    2,
+			ExitSIGKILL:    1, // 30242 "was sent SIGKILL! Perhaps out of memory?", no timeout
+			ExitSignal:     1, // 30414 "[WARNING] ... was sent SIGSEGV!"
+			ExitTerminated: 1, // 30416 kill -TERM: only "Worker exiting"
+			ExitShutdown:   2, // 30433 30453 (TERM)
+		}),
+		WorkerSignals: signals(map[Signal]uint64{SigKILL: 1, SigSEGV: 1}),
+		MasterSignals: masterSignals(map[MasterSignal]uint64{
+			MasterTTIN: 1, MasterTTOU: 1, MasterHUP: 1, MasterUSR1: 1, MasterTERM: 1,
+		}),
+		Shutdowns: 1,
+		// WARNING: SIGSEGV; ERROR: 3 "Error handling request", SIGKILL.
+		Messages: [NumLevels]uint64{0, 28, 1, 4, 2},
+	}
+	checkCounts(t, r.counts, want)
+	checkInvariants(t, r.counts)
+	checkExits(t, r, map[int]ExitCause{
+		30056: ExitScaleDown, 30057: ExitReload, 30184: ExitReload, 30231: ExitTimeout, 30230: ExitTimeout,
+		30242: ExitSIGKILL, 30414: ExitSignal, 30416: ExitTerminated, 30433: ExitShutdown, 30453: ExitShutdown,
+	}, 0)
+}
+
+// TestFixtureV25V26 replays upstream 25.3.0 and 26.1.0 with the same driver
+// (v25/ and v26/transcript.txt), which ends with control-socket commands:
+// "worker add 1" (logs only the boot) and "worker remove 1" (logs only the
+// removed worker's "Worker exiting"). Both versions log "Control socket
+// listening at" after every fork and the method in "Error handling
+// request GET /path".
+func TestFixtureV25V26(t *testing.T) {
+	tests := []struct {
+		name, version string
+		lastTimeout   string
+		pids          []int // in the order of v25's 30644 ... 31123
+	}{
+		{"v25/error.log", "25.3.0", "2026-12-01 19:21:10",
+			[]int{30644, 30645, 30648, 30650, 30652, 30655, 30662, 30678, 30830, 30981, 31123}},
+		{"v26/error.log", "26.1.0", "2026-12-01 19:22:30",
+			[]int{31297, 31298, 31300, 31302, 31304, 31313, 31316, 31318, 31320, 31322, 31331}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.version, func(t *testing.T) {
+			r := replay(t, tc.name)
+			want := Counts{
+				// 2 at start, TTIN, 2 after HUP, 5 replacements, worker add.
+				Boots:         11,
+				Timeouts:      2,
+				LastTimeout:   at(tc.lastTimeout),
+				MasterStarts:  1, // the 10 "Control socket listening" lines are not starts
+				Version:       tc.version,
+				Reloads:       1,
+				RequestErrors: 1,
+				Exits: exits(map[ExitCause]uint64{
+					ExitScaleDown: 1, // TTOU
+					ExitReload:    2, // HUP
+					ExitTimeout:   2, // /sleep and /spin
+					ExitSIGKILL:   1, // kill -9, no timeout
+					ExitSignal:    1, // kill -SEGV, at WARNING
+					// kill -TERM, and "worker remove": the log cannot tell
+					// them apart (only "Worker exiting" for both).
+					ExitTerminated: 2,
+					ExitShutdown:   2, // TERM
+					// The "worker add" boot is no inferred death.
+				}),
+				WorkerSignals: signals(map[Signal]uint64{SigKILL: 1, SigSEGV: 1}),
+				MasterSignals: masterSignals(map[MasterSignal]uint64{
+					MasterTTIN: 1, MasterTTOU: 1, MasterHUP: 1, MasterUSR1: 1, MasterTERM: 1,
+				}),
+				Shutdowns: 1,
+				Messages:  [NumLevels]uint64{0, 40, 1, 4, 2},
+			}
+			checkCounts(t, r.counts, want)
+			checkInvariants(t, r.counts)
+			p := tc.pids
+			checkExits(t, r, map[int]ExitCause{
+				p[0]: ExitScaleDown, p[1]: ExitReload, p[2]: ExitReload, p[3]: ExitTimeout, p[4]: ExitSIGKILL,
+				p[5]: ExitTimeout, p[6]: ExitSignal, p[7]: ExitTerminated, p[8]: ExitTerminated,
+				p[9]: ExitShutdown, p[10]: ExitShutdown,
+			}, 0)
+		})
+	}
+}
+
 // TestFixtureDebugMaxRequests replays 20.1.0 at debug level with
 // --workers 1 --max-requests 3 (gunicorn.md §1.4).
 func TestFixtureDebugMaxRequests(t *testing.T) {
@@ -479,7 +629,7 @@ func TestFixtureFactsClosedSets(t *testing.T) {
 		causes[c.String()] = true
 	}
 	names, err := filepath.Glob(filepath.Join("testdata", "gunicorn", "*", "*.log"))
-	if err != nil || len(names) != 15 {
+	if err != nil || len(names) != 19 {
 		t.Fatalf("fixtures: %v %v", names, err)
 	}
 	for _, path := range names {

@@ -124,6 +124,13 @@ SystemExit: 1`)
 			f.at(10, 101, "INFO", "Worker exiting (pid: 101)")
 			f.at(10, 103, "INFO", "Booting worker with pid: 103")
 		}},
+		{"25.3.0", func(f *feeder) { // method in the request line, control socket after the fork
+			f.at(10, 100, "CRITICAL", "WORKER TIMEOUT (pid:101)")
+			f.at(10, 101, "ERROR", "Error handling request GET /sleep?s=10")
+			f.at(11, 100, "ERROR", "Worker (pid:101) was sent SIGKILL! Perhaps out of memory?")
+			f.at(11, 103, "INFO", "Booting worker with pid: 103")
+			f.at(11, 100, "INFO", "Control socket listening at /run/g.ctl")
+		}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.version, func(t *testing.T) {
@@ -739,4 +746,94 @@ func TestConcurrentSnapshot(t *testing.T) {
 	if c := tr.Snapshot(); c.Boots != 20*13 || c.Timeouts != 20*2 {
 		t.Errorf("boots %d timeouts %d", c.Boots, c.Timeouts)
 	}
+}
+
+// TestControlSocket: 25.3+ writes "Control socket listening at" after
+// every fork, and "worker add" through the socket logs only the boot.
+func TestControlSocket(t *testing.T) {
+	f := newFeeder(t)
+	f.start(0, 100, 2, "25.3.0")
+	f.at(0, 100, "INFO", "Control socket listening at /root/.gunicorn/gunicorn.ctl")
+	f.at(5, 100, "INFO", "Handling signal: ttin")
+	f.at(5, 103, "INFO", "Booting worker with pid: 103")
+	f.at(5, 100, "INFO", "Control socket listening at /root/.gunicorn/gunicorn.ctl")
+	// "worker add 1": 3 of 3 live, yet nobody died.
+	f.at(8, 104, "INFO", "Booting worker with pid: 104")
+	f.at(8, 100, "INFO", "Control socket listening at /root/.gunicorn/gunicorn.ctl")
+	// A second "worker add": the target followed the first.
+	f.at(9, 105, "INFO", "Booting worker with pid: 105")
+	f.at(9, 100, "INFO", "Control socket listening at /root/.gunicorn/gunicorn.ctl")
+	f.at(12, 100, "INFO", "Handling signal: term")
+	for pid := 101; pid <= 105; pid++ {
+		f.at(12, pid, "INFO", fmt.Sprintf("Worker exiting (pid: %d)", pid))
+	}
+	f.at(12, 100, "INFO", "Shutting down: Master")
+	c := f.done()
+	if c.MasterStarts != 1 || c.Boots != 5 || c.ParseFailures != 0 || c.Messages[1] != 21 {
+		t.Errorf("counts %+v", c)
+	}
+	if c.Exits[ExitUnknown] != 0 || c.Exits[ExitShutdown] != 5 {
+		t.Errorf("exits %v: a boot through the control socket is no death", c.Exits)
+	}
+	for _, fa := range f.facts {
+		if fa.Kind == FactMasterStart && fa.PID != 100 {
+			t.Errorf("fact %+v", fa)
+		}
+	}
+}
+
+// TestUnreapedWorkers: Gunicorn 24.0.0 logs "Unhandled signal: cld" for
+// every SIGCHLD and never reaps; later it times out the dead worker's
+// zombie (v24.0.0 fixture).
+func TestUnreapedWorkers(t *testing.T) {
+	f := newFeeder(t)
+	f.start(0, 100, 2, "24.0.0")
+	f.at(5, 100, "INFO", "Handling signal: ttou")
+	f.at(5, 101, "INFO", "Worker exiting (pid: 101)")
+	f.at(5, 100, "ERROR", "Unhandled signal: cld")
+	f.at(7, 100, "CRITICAL", "WORKER TIMEOUT (pid:101)")
+	f.at(20, 100, "CRITICAL", "WORKER TIMEOUT (pid:102)")
+	f.at(20, 102, "INFO", "Worker exiting (pid: 102)")
+	f.at(20, 100, "ERROR", "Unhandled signal: cld")
+	f.at(30, 100, "INFO", "Handling signal: term")
+	f.at(30, 100, "INFO", "Shutting down: Master")
+	c := f.done()
+	if c.UnreplacedWorkerDeaths != 2 {
+		t.Errorf("unreplaced deaths %d, want 2", c.UnreplacedWorkerDeaths)
+	}
+	if c.Timeouts != 1 || f.exitOf(101) != "scale_down" || f.exitOf(102) != "timeout" {
+		t.Errorf("timeouts %d, exits %v: the zombie's timeout counted", c.Timeouts, c.Exits)
+	}
+	if !c.LastTimeout.Equal(logBase.Add(20 * time.Second)) {
+		t.Errorf("last timeout %v", c.LastTimeout)
+	}
+	var got []Fact
+	for _, fa := range f.facts {
+		if fa.Kind == FactMasterNotReaping {
+			got = append(got, fa)
+		}
+	}
+	want := Fact{Time: logBase.Add(5 * time.Second), Kind: FactMasterNotReaping, PID: 100, Detail: "24.0.0"}
+	if len(got) != 1 || got[0] != want {
+		t.Errorf("facts %+v, want once %+v", got, want)
+	}
+
+	t.Run("other signals and reaping masters", func(t *testing.T) {
+		f := newFeeder(t)
+		f.start(0, 100, 2, "23.0.0")
+		f.at(2, 100, "ERROR", "Unhandled signal: usr3")
+		// A WORKER TIMEOUT after the worker's own exit line from a master
+		// that reaps is still a timeout.
+		f.at(5, 101, "INFO", "Worker exiting (pid: 101)")
+		f.at(6, 100, "CRITICAL", "WORKER TIMEOUT (pid:101)")
+		c := f.done()
+		if c.UnreplacedWorkerDeaths != 0 || c.Timeouts != 1 || f.exitOf(101) != "timeout" {
+			t.Errorf("counts %+v", c)
+		}
+		for _, fa := range f.facts {
+			if fa.Kind == FactMasterNotReaping {
+				t.Errorf("fact %+v", fa)
+			}
+		}
+	})
 }

@@ -1,7 +1,10 @@
 package lifecycle
 
 import (
+	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/gunicorn-reflex/gunicorn-reflex/internal/errorlog"
 	"github.com/gunicorn-reflex/gunicorn-reflex/internal/timeline"
@@ -12,7 +15,7 @@ import (
 type ExitCause uint8
 
 // Exit causes, most specific first where they compete (see decide in
-// tracker.go for the exact precedence).
+// exits.go for the exact precedence).
 const (
 	// ExitTimeout: the worker ended after its "WORKER TIMEOUT": Worker
 	// exiting, the SIGKILL escalation ("was sent SIGKILL! Perhaps out of
@@ -114,26 +117,27 @@ func (s Signal) String() string {
 	return "invalid"
 }
 
-// SignalFromNumber maps a Linux signal number to the closed set.
+// SignalFromNumber maps a signal number (as Gunicorn logs it, this
+// platform's numbering) to the closed set.
 func SignalFromNumber(n int) Signal {
-	switch n {
-	case 9:
+	switch syscall.Signal(n) {
+	case unix.SIGKILL:
 		return SigKILL
-	case 15:
+	case unix.SIGTERM:
 		return SigTERM
-	case 6:
+	case unix.SIGABRT:
 		return SigABRT
-	case 11:
+	case unix.SIGSEGV:
 		return SigSEGV
-	case 7:
+	case unix.SIGBUS:
 		return SigBUS
-	case 1:
+	case unix.SIGHUP:
 		return SigHUP
-	case 12:
+	case unix.SIGUSR2:
 		return SigUSR2
-	case 2:
+	case unix.SIGINT:
 		return SigINT
-	case 3:
+	case unix.SIGQUIT:
 		return SigQUIT
 	}
 	return SigOther
@@ -221,7 +225,9 @@ const NumLevels = errorlog.NumLevels
 // Counts are cumulative totals since the Tracker was created. Every field is
 // monotonic except LastTimeout and Version.
 type Counts struct {
-	// Timeouts counts "WORKER TIMEOUT (pid:N)" lines, once per worker.
+	// Timeouts counts "WORKER TIMEOUT (pid:N)" lines, once per worker,
+	// except those about a worker that had already exited and that its
+	// master did not reap (Gunicorn 24.0.0 times out such zombies).
 	Timeouts uint64
 	// Boots counts "Booting worker with pid: N" lines.
 	Boots uint64
@@ -241,6 +247,9 @@ type Counts struct {
 	RequestErrors uint64
 	// InvalidRequests counts "Invalid request from ip=..." lines.
 	InvalidRequests uint64
+	// UnreplacedWorkerDeaths counts "Unhandled signal: cld" lines: worker
+	// deaths a Gunicorn 24.0.0 master neither reaped nor replaced.
+	UnreplacedWorkerDeaths uint64
 	// Exits counts worker exits by cause, each worker pid once.
 	Exits [NumExitCauses]uint64
 	// WorkerSignals counts the signal of exits whose cause is sigkill or
@@ -282,12 +291,15 @@ const (
 	FactBootFailure    = timeline.KindBootFailure
 	FactMasterSignal   = timeline.KindMasterSignal
 	FactMasterPromoted = timeline.KindMasterPromoted
+	// FactMasterNotReaping is Gunicorn 24.0.0's "Unhandled signal: cld":
+	// the master will not replace dead workers. Once per master.
+	FactMasterNotReaping = timeline.KindMasterNotReaping
 )
 
 // AllFactKinds lists every Fact kind.
 var AllFactKinds = []string{
 	FactWorkerTimeout, FactWorkerExit, FactWorkerBoot, FactMasterStart, FactMasterReload,
-	FactMasterShutdown, FactBootFailure, FactMasterSignal, FactMasterPromoted,
+	FactMasterShutdown, FactBootFailure, FactMasterSignal, FactMasterPromoted, FactMasterNotReaping,
 }
 
 // Fact is one conclusion, for the event timeline. PID and Detail are
@@ -302,6 +314,7 @@ var AllFactKinds = []string{
 //	boot_failure     PID master, Cause a BootFailureReason label, Detail the worker's exception if seen
 //	master_signal    PID master, Cause the signal name ("hup", ...)
 //	master_promoted  PID master
+//	master_not_reaping  PID master, Detail its version (the "Starting gunicorn X")
 type Fact struct {
 	// Time is the log time of the line the fact rests on (for worker_exit,
 	// the first line that reported the exit); the wall time when the line

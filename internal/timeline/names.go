@@ -30,6 +30,9 @@ const (
 	KindBootFailure    = "boot_failure"
 	KindMasterSignal   = "master_signal"
 	KindMasterPromoted = "master_promoted"
+	// KindMasterNotReaping: a master that does not reap dead workers
+	// (Gunicorn 24.0.0's "Unhandled signal: cld"), once per master.
+	KindMasterNotReaping = "master_not_reaping"
 
 	// Source proc.
 	KindWorkerStuck  = "worker_stuck"
