@@ -698,9 +698,9 @@ func buildEnv(base, extra []string, pythonPath string) []string {
 	}
 	var keys []string
 	vals := map[string]string{}
-	for _, kv := range append(append([]string{}, base...), extra...) {
+	for i, kv := range append(append([]string{}, base...), extra...) {
 		k, v, ok := strings.Cut(kv, "=")
-		if !ok || k == "" || drop[k] {
+		if !ok || k == "" || (drop[k] && i < len(base)) {
 			continue
 		}
 		if _, seen := vals[k]; !seen {
