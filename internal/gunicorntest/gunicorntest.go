@@ -72,6 +72,9 @@ var pickPort = freeLoopbackPort
 type Options struct {
 	Workers         int    // --workers; default 2
 	Timeout         int    // --timeout seconds; default 2; negative passes 0 (timeouts disabled)
+	// NoTimeoutArg passes no --timeout, so a config file or GUNICORN_CMD_ARGS
+	// can set it; Timeout still sizes ClientTimeout.
+	NoTimeoutArg bool
 	GracefulTimeout int    // --graceful-timeout seconds; default 3; negative passes 0
 	Name            string // --name (proc_name); empty = not passed
 	AccessLogFormat string // --access-logformat; empty = Gunicorn default
@@ -255,10 +258,12 @@ func (g *Gunicorn) args(port int) []string {
 		"--pid", g.Pidfile,
 		"--error-logfile", errLog,
 		"--workers", strconv.Itoa(o.Workers),
-		"--timeout", strconv.Itoa(max(o.Timeout, 0)),
 		"--graceful-timeout", strconv.Itoa(max(o.GracefulTimeout, 0)),
 		"--log-level", o.LogLevel,
 		"--chdir", g.Dir,
+	}
+	if !o.NoTimeoutArg {
+		a = append(a, "--timeout", strconv.Itoa(max(o.Timeout, 0)))
 	}
 	if g.AccessLog != "" {
 		a = append(a, "--access-logfile", g.AccessLog)
