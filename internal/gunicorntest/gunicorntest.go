@@ -70,11 +70,11 @@ var pickPort = freeLoopbackPort
 
 // Options configures Start. The zero value is a valid configuration.
 type Options struct {
-	Workers         int    // --workers; default 2
-	Timeout         int    // --timeout seconds; default 2; negative passes 0 (timeouts disabled)
+	Workers int // --workers; default 2
+	Timeout int // --timeout seconds; default 2; negative passes 0 (timeouts disabled)
 	// NoTimeoutArg passes no --timeout, so a config file or GUNICORN_CMD_ARGS
 	// can set it; Timeout still sizes ClientTimeout.
-	NoTimeoutArg bool
+	NoTimeoutArg    bool
 	GracefulTimeout int    // --graceful-timeout seconds; default 3; negative passes 0
 	Name            string // --name (proc_name); empty = not passed
 	AccessLogFormat string // --access-logformat; empty = Gunicorn default
