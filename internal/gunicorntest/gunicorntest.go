@@ -70,11 +70,8 @@ var pickPort = freeLoopbackPort
 
 // Options configures Start. The zero value is a valid configuration.
 type Options struct {
-	Workers int // --workers; default 2
-	Timeout int // --timeout seconds; default 2; negative passes 0 (timeouts disabled)
-	// NoTimeoutArg passes no --timeout, so a config file or GUNICORN_CMD_ARGS
-	// can set it; Timeout still sizes ClientTimeout.
-	NoTimeoutArg    bool
+	Workers         int    // --workers; default 2
+	Timeout         int    // --timeout seconds; default 2; negative passes 0 (timeouts disabled)
 	GracefulTimeout int    // --graceful-timeout seconds; default 3; negative passes 0
 	Name            string // --name (proc_name); empty = not passed
 	AccessLogFormat string // --access-logformat; empty = Gunicorn default
@@ -96,6 +93,10 @@ type Options struct {
 	ExtraArgs   []string // appended before APP_MODULE; later flags override earlier ones
 	Env         []string // KEY=VALUE added to (and overriding) the test's environment
 	Dir         string   // working directory holding app, logs and pidfile; default t.TempDir()
+
+	// NoTimeoutArg passes no --timeout, so a config file or GUNICORN_CMD_ARGS
+	// can set it; Timeout still sizes ClientTimeout.
+	NoTimeoutArg bool
 
 	StartTimeout  time.Duration // readiness bound; default 20 s
 	StopTimeout   time.Duration // SIGTERM-to-exit bound before SIGKILL; default max(10 s, GracefulTimeout+5 s)
