@@ -186,7 +186,7 @@ const (
 //     "master [NAME.2]" (NAME being the parent's), or untitled with
 //     GUNICORN_PID=<parent> in its environment (or, when that is not
 //     readable, with children of its own or no heartbeat file, which a worker
-//     always holds, gunicorn.md §5.1). That child is the master's
+//     always holds). That child is the master's
 //     UpgradeChild, not a separate app.
 //   - Names are made label-safe; masters sharing a name all get a
 //     "-<discriminator>" suffix: their first TCP listen port, else the base
