@@ -1,8 +1,11 @@
 package collector
 
 import (
+	"cmp"
+
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/gunicorn-reflex/gunicorn-reflex/internal/discovery"
 	"github.com/gunicorn-reflex/gunicorn-reflex/internal/workerstate"
 )
 
@@ -14,6 +17,7 @@ type Proc struct {
 	up, workers, byActivity, heartbeatMax, pastTimeout, timeout  *prometheus.Desc
 	rssSum, rssMax, cpuSum, cpuMax, masterStart, upgrading       *prometheus.Desc
 	stuckNow, stuckEpisodes, permDenied, unreadable, oomVerdicts *prometheus.Desc
+	timeoutSrc                                                   *prometheus.Desc
 }
 
 // NewProc returns the /proc collector.
@@ -27,6 +31,7 @@ func NewProc(apps AppSource) *Proc {
 		heartbeatMax: newDesc(gunicornNS, "worker", "heartbeat_age_max_seconds", "Oldest worker heartbeat: now minus the ctime of its wgunicorn-* file. The master kills a worker whose age passes --timeout: the earliest warning of a WORKER TIMEOUT."+src, "app"),
 		pastTimeout:  newDesc(gunicornNS, "", "workers_past_timeout_fraction", "Busy workers whose heartbeat age passed this fraction of --timeout (0.5 and 0.8)."+src, "app", "fraction"),
 		timeout:      newDesc(gunicornNS, "", "timeout_seconds", "The app's --timeout as read from the master's arguments or config (30 when unknown).", "app"),
+		timeoutSrc:   newDesc(gunicornNS, "timeout", "source_info", "Always 1: where gunicorn_timeout_seconds came from. source is argv (the master's command line), env (GUNICORN_CMD_ARGS), config (its config file), unit (its systemd unit's ExecStart= or Environment=), control_socket (Gunicorn 25.1+'s show config), debug_log (the Current configuration dump at --log-level debug), configured (apps[].timeout) or assumed (not found: Gunicorn's default 30).", "app", "source"),
 		rssSum:       newDesc(gunicornNS, "workers", "resident_memory_bytes", "Resident memory of all workers together."+src, "app"),
 		rssMax:       newDesc(gunicornNS, "worker", "max_resident_memory_bytes", "Resident memory of the largest worker."+src, "app"),
 		cpuSum:       newDesc(gunicornNS, "workers", "cpu_seconds", "CPU time of the current workers together (a gauge: it drops when workers are replaced)."+src, "app"),
@@ -73,6 +78,7 @@ func (c *Proc) Update(ch chan<- prometheus.Metric) error {
 		e.gauge(c.pastTimeout, float64(st.PastHalfTimeout), app, "0.5")
 		e.gauge(c.pastTimeout, float64(st.Past80Timeout), app, "0.8")
 		e.gauge(c.timeout, p.Timeout.Seconds(), app)
+		e.gauge(c.timeoutSrc, 1, app, cmp.Or(p.TimeoutSource, discovery.FromAssumed))
 		e.gauge(c.rssSum, float64(st.RSSBytesSum), app)
 		e.gauge(c.rssMax, float64(st.RSSBytesMax), app)
 		e.gauge(c.cpuSum, st.CPUSecondsSum, app)

@@ -77,6 +77,9 @@ type Manager struct {
 	wg      sync.WaitGroup
 	refused map[string]bool
 	proc    *procTracker // nil until EnableProc
+	// overlays are apps[] entries with only a name and a timeout: the
+	// timeout of the discovered app of that name.
+	overlays map[string]time.Duration
 }
 
 // EnableProc turns on live worker state from /proc (masters come from
@@ -115,7 +118,15 @@ func (m *Manager) Apply(cfg *config.Config) {
 	logsChanged := m.logs != cfg.Logs
 	m.logs = cfg.Logs
 	want := map[string]Spec{}
+	m.overlays = map[string]time.Duration{}
 	for _, a := range cfg.Apps {
+		if a.Overlay() {
+			m.overlays[a.Name] = a.Timeout.D()
+			if m.proc != nil {
+				m.proc.setTimeout(a.Name, a.Timeout.D())
+			}
+			continue
+		}
 		want[a.Name] = Spec{Name: a.Name, Source: SourceConfig, ErrorLog: a.ErrorLog, Pidfile: a.Pidfile, Timeout: a.Timeout.D(),
 			AccessLog: a.AccessLog, AccessLogFormat: a.AccessLogFormat, Routes: a.Routes}
 	}
@@ -272,14 +283,15 @@ func sortedKeys[V any](m map[string]V) []string {
 	return keys
 }
 
-// configuredTimeout is the --timeout the config gives an app, 0 if none.
+// configuredTimeout is the --timeout the config gives an app (in its own
+// entry or in a by-name entry), 0 if none.
 func (m *Manager) configuredTimeout(app string) time.Duration {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if p, ok := m.apps[app]; ok {
+	if p, ok := m.apps[app]; ok && p.configured.Timeout > 0 {
 		return p.configured.Timeout
 	}
-	return 0
+	return m.overlays[app]
 }
 
 // gainsAccessLog reports whether next is cur plus an access log cur lacked.

@@ -79,6 +79,7 @@ func (m *Manager) discoverOnce(fs procinfo.FS, reported map[string]string, follo
 				m.logger.Warn("discovery: "+note, "app", ms.Name, "pid", ms.Identity.PID)
 			}
 		}
+		m.reportTimeout(ms, reported)
 		if ms.ErrorLog == "" || ms.ErrorLog == "-" {
 			continue
 		}
@@ -89,6 +90,27 @@ func (m *Manager) discoverOnce(fs procinfo.FS, reported map[string]string, follo
 		m.Ensure(Spec{Name: ms.Name, Source: SourceDiscovery, ErrorLog: ms.ErrorLog,
 			AccessLog: ms.AccessLog, AccessLogFormat: ms.AccessLogFormat, Routes: config.Routes{MaxRoutes: config.DefaultMaxRoutes}})
 	}
+}
+
+// reportTimeout says once per master that its timeout is assumed, unless
+// the config sets it (then the assumption is not made).
+func (m *Manager) reportTimeout(ms discovery.Master, reported map[string]string) {
+	if ms.TimeoutNote == "" || m.configuredTimeout(m.appFor(ms)) > 0 {
+		return
+	}
+	key := fmt.Sprintf("timeout/%d/%d", ms.Identity.PID, ms.Identity.StartTicks)
+	if reported[key] != "" {
+		return
+	}
+	if len(reported) > 4096 { // masters come and go: forget old ones
+		for k := range reported {
+			if strings.HasPrefix(k, "timeout/") {
+				delete(reported, k)
+			}
+		}
+	}
+	reported[key] = ms.TimeoutNote
+	m.logger.Warn("discovery: "+ms.TimeoutNote, "app", ms.Name, "pid", ms.Identity.PID)
 }
 
 func nonEmptyOr(s, def string) string {

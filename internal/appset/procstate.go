@@ -27,7 +27,9 @@ type ProcState struct {
 	Sampled bool // the last sample succeeded
 	State   workerstate.AppState
 	Timeout time.Duration
-	Err     string
+	// TimeoutSource says where Timeout came from (discovery.TimeoutSources).
+	TimeoutSource string
+	Err           string
 	// OOM verdicts for worker deaths by SIGKILL without a timeout.
 	OOMConfirmed, OOMSuspected uint64
 }
@@ -64,11 +66,22 @@ func newProcTracker(fs procinfo.FS, tl *timeline.Timeline, logger *slog.Logger) 
 // over what discovery read (setproctitle can hide the arguments).
 func (p *procTracker) setMaster(app string, ms discovery.Master, timeout time.Duration) {
 	if timeout > 0 {
-		ms.Timeout = timeout
+		ms.Timeout, ms.TimeoutSource = timeout, discovery.FromConfigured
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.masters[app] = ms
+}
+
+// setTimeout applies a configured timeout to an app's known master at once,
+// not at the next discovery pass.
+func (p *procTracker) setTimeout(app string, timeout time.Duration) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if ms, ok := p.masters[app]; ok && timeout > 0 {
+		ms.Timeout, ms.TimeoutSource = timeout, discovery.FromConfigured
+		p.masters[app] = ms
+	}
 }
 
 func (p *procTracker) state(app string) ProcState {
@@ -89,7 +102,7 @@ func (p *procTracker) sampleAll() {
 		st, err := p.sampler.Sample(app, ms.Identity, ms.Timeout, ms.WorkerClass)
 		p.mu.Lock()
 		prev := p.states[app]
-		next := ProcState{Known: true, Sampled: err == nil, State: st, Timeout: ms.Timeout,
+		next := ProcState{Known: true, Sampled: err == nil, State: st, Timeout: ms.Timeout, TimeoutSource: ms.TimeoutSource,
 			OOMConfirmed: prev.OOMConfirmed, OOMSuspected: prev.OOMSuspected}
 		if err != nil {
 			next.Err = err.Error()

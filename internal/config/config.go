@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -101,6 +102,11 @@ type App struct {
 	// Routes turns on per-route latency for this app.
 	Routes Routes `yaml:"routes"`
 }
+
+// Overlay reports whether the entry names no log and no pidfile: it only
+// sets the timeout of the discovered app of that name, and leaves
+// discovery on.
+func (a App) Overlay() bool { return a.ErrorLog == "" && a.AccessLog == "" && a.Pidfile == "" }
 
 // Routes configures per-route latency series.
 type Routes struct {
@@ -267,7 +273,7 @@ func yamlError(err error) error {
 
 func (c *Config) fillDefaults() {
 	if c.Discovery.Enabled == nil {
-		on := len(c.Apps) == 0
+		on := !slices.ContainsFunc(c.Apps, func(a App) bool { return !a.Overlay() })
 		c.Discovery.Enabled = &on
 	}
 	if c.Discovery.Interval == 0 {
@@ -318,8 +324,8 @@ func (c *Config) validate() error {
 			return &Error{Field: field("name"), Msg: fmt.Sprintf("%q already used by apps[%d]", a.Name, j)}
 		}
 		seen[a.Name] = i
-		if a.ErrorLog == "" && a.AccessLog == "" && a.Pidfile == "" {
-			return &Error{Field: field("error_log"), Msg: "an app needs at least one of error_log, access_log or pidfile"}
+		if a.Overlay() && a.Timeout == 0 {
+			return &Error{Field: field("error_log"), Msg: "an app needs at least one of error_log, access_log or pidfile; or, to set the timeout of the discovered app of that name, timeout"}
 		}
 		for _, p := range []struct{ name, val string }{{"error_log", a.ErrorLog}, {"access_log", a.AccessLog}, {"pidfile", a.Pidfile}} {
 			if p.val != "" && !filepath.IsAbs(p.val) {

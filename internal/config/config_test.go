@@ -38,6 +38,21 @@ func TestExplicitAppsTurnDiscoveryOffByDefault(t *testing.T) {
 	require.False(t, cfg.DiscoveryEnabled())
 }
 
+// An entry with only a name and a timeout sets the timeout of the
+// discovered app of that name and leaves discovery on.
+func TestAppByNameOverlaysDiscovery(t *testing.T) {
+	cfg, err := Parse([]byte("apps:\n  - name: shop\n    timeout: 3s\n"))
+	require.NoError(t, err)
+	require.True(t, cfg.DiscoveryEnabled())
+	require.True(t, cfg.Apps[0].Overlay())
+	require.Equal(t, 3*time.Second, cfg.Apps[0].Timeout.D())
+
+	cfg, err = Parse([]byte("apps:\n  - name: shop\n    timeout: 3s\n  - name: api\n    error_log: /x.log\n"))
+	require.NoError(t, err)
+	require.False(t, cfg.DiscoveryEnabled(), "an app with a log is explicit: discovery off unless asked for")
+	require.False(t, cfg.Apps[1].Overlay())
+}
+
 // Every bad config names the field and the line at fault.
 func TestBadConfigNamesFieldAndLine(t *testing.T) {
 	cases := []struct {
@@ -52,6 +67,8 @@ func TestBadConfigNamesFieldAndLine(t *testing.T) {
 		{"duplicate name", "apps:\n  - name: a\n    error_log: /x.log\n  - name: a\n    error_log: /y.log\n", 4, "apps[1].name", "already used"},
 		{"bad label value", "apps:\n  - name: 'a b'\n    error_log: /x.log\n", 2, "apps[0].name", "must match"},
 		{"no logs at all", "apps:\n  - name: a\n", 2, "apps[0].error_log", "at least one"},
+		{"by-name entry without a timeout", "apps:\n  - name: a\n    timeout: 0s\n", 2, "apps[0].error_log", "to set the timeout of the discovered app"},
+		{"by-name entry with a negative timeout", "apps:\n  - name: a\n    timeout: -3s\n", 3, "", "not a valid duration"},
 		{"bad duration", "logs:\n  poll_interval: fast\n", 2, "", "not a valid duration"},
 		{"interval too short", "discovery:\n  interval: 10ms\n", 2, "discovery.interval", "at least 1s"},
 		{"wrong type", "apps: 3\n", 1, "", "cannot unmarshal"},

@@ -152,6 +152,7 @@ var gunicornOptions = func() map[string]cliOption {
 	}{
 		{"capture_output", []string{"--capture-output"}},
 		{"check_config", []string{"--check-config"}},
+		{"control_socket_disable", []string{"--no-control-socket"}},
 		{"print_config", []string{"--print-config"}},
 		{"daemon", []string{"-D", "--daemon"}},
 		{"disable_redirect_access_to_syslog", []string{"--disable-redirect-access-to-syslog"}},
@@ -191,6 +192,7 @@ var gunicornOptions = func() map[string]cliOption {
 		{"chdir", []string{"--chdir"}},
 		{"ciphers", []string{"--ciphers"}},
 		{"config", []string{"-c", "--config"}},
+		{"control_socket", []string{"--control-socket"}},
 		{"dogstatsd_tags", []string{"--dogstatsd-tags"}},
 		{"errorlog", []string{"--error-logfile", "--log-file"}},
 		{"forwarded_allow_ips", []string{"--forwarded-allow-ips"}},

@@ -8,6 +8,41 @@
 // It only reads; it decides nothing and signals nothing. Everything it could
 // not find is said in Master.Notes, so an operator knows which apps[] field
 // to set.
+//
+// # Settings of a titled master
+//
+// setproctitle overwrites the master's argv and its environment area, so a
+// titled master's own /proc files no longer say how it was started. Its
+// settings (timeout, access log format, pidfile, worker class, threads) are
+// then taken from the first of these that gives them; Master.TimeoutSource
+// says which one gave the timeout:
+//
+//  1. control_socket: Gunicorn >= 25.1's control socket (`show config`),
+//     the settings of the running master, when the master listens on a
+//     "*.ctl" Unix socket (or the one --control-socket names) and it
+//     answers. Asked of every master that has one: it is exact.
+//  2. unit, env, config: the command line reconstructed in Gunicorn's own
+//     order (config file < GUNICORN_CMD_ARGS < command line): the ExecStart=
+//     of the systemd service whose cgroup the master is in (its unit file
+//     and drop-ins on disk, see DefaultUnitDirs; "unit" also covers
+//     GUNICORN_CMD_ARGS set by the unit's Environment=), GUNICORN_CMD_ARGS
+//     in /proc/<pid>/environ ("env": readable for a titled master only when
+//     it runs with SPT_NOENV=1, which keeps setproctitle off the
+//     environment), and the Python config file that -c names or
+//     ./gunicorn.conf.py ("config").
+//  3. debug_log: the last "Current configuration:" dump the master wrote to
+//     its error log at --log-level debug (searched in the last MiB).
+//  4. assumed: Gunicorn's default of 30 s, with Master.TimeoutNote saying
+//     so.
+//
+// For an untitled master the command line itself comes first ("argv"), in
+// the same Gunicorn order; only the control socket is asked on top.
+//
+// The unit files are read from disk, not over D-Bus: that needs no system
+// bus access (which a sandboxed exporter usually lacks) and no new
+// dependency, at the cost of following systemd's merge rules here for the
+// few settings read (fragment precedence, drop-ins, ExecStart= reset,
+// Environment=, EnvironmentFile=, WorkingDirectory=, %i-style specifiers).
 package discovery
 
 import (
@@ -21,6 +56,38 @@ import (
 
 	"github.com/gunicorn-reflex/gunicorn-reflex/internal/procinfo"
 )
+
+// Where a setting came from (Master.TimeoutSource): a closed set, exported
+// as a label value.
+const (
+	FromArgv          = "argv"           // the master's own command line
+	FromEnv           = "env"            // GUNICORN_CMD_ARGS in /proc/<pid>/environ
+	FromConfig        = "config"         // the Python config file
+	FromUnit          = "unit"           // the systemd unit's ExecStart= or Environment=
+	FromControlSocket = "control_socket" // Gunicorn >= 25.1's `show config`
+	FromDebugLog      = "debug_log"      // the "Current configuration:" dump in the error log
+	FromConfigured    = "configured"     // apps[].timeout in gunicorn-reflex's config (set by the caller)
+	FromAssumed       = "assumed"        // not found: Gunicorn's default
+)
+
+// TimeoutSources lists every value of Master.TimeoutSource (and
+// FromConfigured), for series initialised in advance and for docs.
+func TimeoutSources() []string {
+	return []string{FromArgv, FromEnv, FromConfig, FromUnit, FromControlSocket, FromDebugLog, FromConfigured, FromAssumed}
+}
+
+// Options tunes where discovery looks beyond /proc. The zero value uses
+// the host's defaults.
+type Options struct {
+	// UnitDirs are the systemd unit directories searched, in order of
+	// precedence; nil means DefaultUnitDirs.
+	UnitDirs []string
+	// ControlTimeout bounds each control-socket command; 0 means
+	// gunicornctl.DefaultTimeout.
+	ControlTimeout time.Duration
+	// NoControlSocket turns off asking masters over their control socket.
+	NoControlSocket bool
+}
 
 // NameSource values: where Master.Name came from.
 const (
@@ -57,11 +124,28 @@ type Master struct {
 	ErrorLog, AccessLog string
 	AccessLogFormat     string        // --access-logformat; "" = Gunicorn's default
 	Timeout             time.Duration // --timeout/-t; DefaultTimeout when not found; 0 = timeouts disabled
-	Pidfile             string        // --pid/-p, absolute; "" when none or unknown
-	ConfigFile          string        // -c/--config (or ./gunicorn.conf.py) actually found, absolute
-	WorkerClass         string        // -k/--worker-class ("sync", "gthread", "uvicorn.workers.UvicornWorker", ...); "" when unknown
-	Workers             []int         // worker pids, sorted
-	UpgradeChild        int           // pid of a not-yet-promoted USR2 master (a child "[NAME.2]"), 0 if none
+	// TimeoutSource says where Timeout came from: FromArgv, FromEnv,
+	// FromConfig, FromUnit, FromControlSocket, FromDebugLog or FromAssumed.
+	TimeoutSource string
+	// TimeoutNote says why the timeout is assumed ("" when it was found).
+	// It is not in Notes, so a caller that has the timeout from elsewhere
+	// (apps[].timeout) can leave it unsaid.
+	TimeoutNote string
+	// Unit is the systemd service the master runs in, when its unit file
+	// was found ("" otherwise).
+	Unit string
+	// ControlSocket is the Gunicorn >= 25.1 control socket the master
+	// listens on, as the master sees the path ("" if none); it is not in
+	// Listen.
+	ControlSocket string
+	// WorkersTarget is how many workers the master keeps, from the control
+	// socket's `show stats`; 0 when unknown.
+	WorkersTarget int
+	Pidfile       string // --pid/-p, absolute; "" when none or unknown
+	ConfigFile    string // -c/--config (or ./gunicorn.conf.py) actually found, absolute
+	WorkerClass   string // -k/--worker-class ("sync", "gthread", "uvicorn.workers.UvicornWorker", ...); "" when unknown
+	Workers       []int  // worker pids, sorted
+	UpgradeChild  int    // pid of a not-yet-promoted USR2 master (a child "[NAME.2]"), 0 if none
 	// Listen lists the listening sockets the master holds ("127.0.0.1:8000",
 	// "unix:/run/app.sock"), from /proc/<pid>/net, else from --bind.
 	Listen []string
@@ -102,7 +186,7 @@ const (
 //     "master [NAME.2]" (NAME being the parent's), or untitled with
 //     GUNICORN_PID=<parent> in its environment (or, when that is not
 //     readable, with children of its own or no heartbeat file, which a worker
-//     always holds, gunicorn.md §5.1). That child is the master's
+//     always holds). That child is the master's
 //     UpgradeChild, not a separate app.
 //   - Names are made label-safe; masters sharing a name all get a
 //     "-<discriminator>" suffix: their first TCP listen port, else the base
@@ -114,6 +198,14 @@ const (
 // procinfo.ErrPermission) then says which masters could be inspected only in
 // part; their Notes say what is missing.
 func Discover(fs procinfo.FS) ([]Master, error) {
+	return DiscoverWith(fs, Options{})
+}
+
+// DiscoverWith is Discover with options.
+func DiscoverWith(fs procinfo.FS, opts Options) ([]Master, error) {
+	if opts.UnitDirs == nil {
+		opts.UnitDirs = DefaultUnitDirs
+	}
 	pids, err := fs.PIDs()
 	if err != nil {
 		return nil, fmt.Errorf("discover: %w", err)
@@ -155,7 +247,7 @@ func Discover(fs procinfo.FS) ([]Master, error) {
 		if p.role != roleMaster {
 			continue
 		}
-		m, err := inspect(fs, procs, p)
+		m, err := inspect(fs, procs, p, opts)
 		if err != nil {
 			if !errors.Is(err, procinfo.ErrPermission) {
 				continue // it exited while we looked
@@ -264,7 +356,7 @@ func heartbeatCount(fs procinfo.FS, pid int) (int, bool) {
 }
 
 // inspect works out everything about one master.
-func inspect(fs procinfo.FS, procs map[int]*gproc, p *gproc) (Master, error) {
+func inspect(fs procinfo.FS, procs map[int]*gproc, p *gproc, opts Options) (Master, error) {
 	m := Master{Setproctitle: p.inv.Titled}
 	var permErr error
 	id, err := fs.Identify(p.pid)
@@ -290,7 +382,7 @@ func inspect(fs procinfo.FS, procs map[int]*gproc, p *gproc) (Master, error) {
 		}
 	}
 
-	in := &inspection{fs: fs, pid: p.pid, m: &m}
+	in := &inspection{fs: fs, pid: p.pid, m: &m, opts: opts}
 	if cwd, err := fs.Cwd(p.pid); err == nil {
 		in.cwd = cwd
 	} else {
@@ -305,8 +397,8 @@ func inspect(fs procinfo.FS, procs map[int]*gproc, p *gproc) (Master, error) {
 	if permErr != nil {
 		m.note("cannot read all of /proc/%d (%v): run as Gunicorn's user or root, or with CAP_DAC_READ_SEARCH and CAP_SYS_PTRACE", p.pid, permErr)
 	}
+	in.settings(p.inv) // first: --control-socket tells listen which socket is not a listener
 	in.listen()
-	in.settings(p.inv)
 	in.resolve(p.inv)
 	if permErr != nil {
 		return m, fmt.Errorf("master %d: %w", p.pid, permErr)
@@ -349,6 +441,7 @@ func (m *Master) note(format string, args ...any) {
 // inspection holds what is read about one master while its fields are
 // worked out.
 type inspection struct {
+	opts    Options
 	fs      procinfo.FS
 	pid     int
 	m       *Master
@@ -365,9 +458,12 @@ type inspection struct {
 	// nonLiteral settings in the config file this reader cannot evaluate.
 	nonLiteral map[string]bool
 	config     string // absolute path of the config file read, if any
-	// startCwdHint is the PWD the master inherited: its working directory
-	// at start if --chdir has moved it since.
+	// startCwdHint is the PWD the master inherited (or its unit's
+	// WorkingDirectory=): its working directory at start if --chdir has
+	// moved it since.
 	startCwdHint string
+	// ctlOK is true when the control socket answered `show config`.
+	ctlOK bool
 }
 
 func (in *inspection) set(layer string, values map[string][]string) {
@@ -396,6 +492,10 @@ func (in *inspection) listen() {
 		return
 	}
 	for _, l := range ls {
+		if l.Network == "unix" && in.isControlSocket(l.Addr) {
+			in.m.ControlSocket = l.Addr
+			continue
+		}
 		if l.Network == "unix" {
 			in.m.Listen = append(in.m.Listen, "unix:"+l.Addr)
 		} else {
@@ -406,28 +506,45 @@ func (in *inspection) listen() {
 
 // settings gathers Gunicorn settings in its own order of precedence:
 // config file < GUNICORN_CMD_ARGS < command line (gunicorn/app/base.py
-// load_config).
+// load_config). For a titled master the command line and GUNICORN_CMD_ARGS
+// come from its systemd unit when there is one.
 func (in *inspection) settings(inv invocation) {
 	in.val, in.src, in.nonLiteral = map[string]string{}, map[string]string{}, map[string]bool{}
 	var argv, env options
-	if !inv.Titled {
-		argv = parseOptions(inv.Args)
-		if e, err := in.fs.Environ(in.pid, "GUNICORN_CMD_ARGS", "PWD"); err == nil {
-			if s := e["GUNICORN_CMD_ARGS"]; s != "" {
-				env = parseOptions(splitShell(s))
-				in.m.note("GUNICORN_CMD_ARGS is set: %q", s)
+	argvLayer, envLayer := FromArgv, FromEnv
+	if inv.Titled {
+		if u, ok := in.unit(); ok {
+			argv, argvLayer = u.argv, FromUnit
+			if u.env.values != nil {
+				env, envLayer = u.env, FromUnit
 			}
+			if u.workingDir != "" {
+				in.startCwdHint = u.workingDir
+			}
+		}
+	} else {
+		argv = parseOptions(inv.Args)
+	}
+	// Titled, the environment is usually blank (setproctitle reuses its
+	// area) unless the master runs with SPT_NOENV=1; what it holds is the
+	// process's own, so it wins over the unit's Environment=.
+	if e, err := in.fs.Environ(in.pid, "GUNICORN_CMD_ARGS", "PWD"); err == nil {
+		if s := e["GUNICORN_CMD_ARGS"]; s != "" {
+			env, envLayer = parseOptions(splitShell(s)), FromEnv
+			in.m.note("GUNICORN_CMD_ARGS is set: %q", s)
+		}
+		if e["PWD"] != "" {
 			in.startCwdHint = e["PWD"]
 		}
 	}
-	in.readConfig(argv, env, inv.Titled)
+	in.readConfig(argv, env, inv.Titled && argvLayer != FromUnit)
 	if env.values != nil {
-		in.set("env", env.values)
+		in.set(envLayer, env.values)
 	}
 	if argv.values != nil {
-		in.set("argv", argv.values)
+		in.set(argvLayer, argv.values)
 	}
-	if !inv.Titled && len(argv.positional) > 0 {
-		in.val["app_module"], in.src["app_module"] = argv.positional[0], "argv"
+	if len(argv.positional) > 0 {
+		in.val["app_module"], in.src["app_module"] = argv.positional[0], argvLayer
 	}
 }

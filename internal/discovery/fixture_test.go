@@ -157,7 +157,8 @@ func TestFixtureUSR2(t *testing.T) {
 			require.Equal(t, a.Master, child.PPID)
 			if sc.titled {
 				require.Equal(t, []string{"gunicorn: master [" + sc.app + ".2]"}, child.Cmdline)
-				require.True(t, hasNote(m, "timeout not visible"), m.Notes)
+				require.Contains(t, m.TimeoutNote, "timeout not visible")
+				require.Equal(t, FromAssumed, m.TimeoutSource)
 				require.Equal(t, DefaultTimeout, m.Timeout)
 			} else {
 				// The re-exec of `python -m gunicorn` runs gunicorn/__main__.py.

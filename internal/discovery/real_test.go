@@ -112,7 +112,8 @@ func TestDiscoverReal(t *testing.T) {
 		require.Equal(t, "sync", am.WorkerClass)
 		// --timeout 2 is in the overwritten argv: not visible.
 		require.Equal(t, DefaultTimeout, am.Timeout)
-		require.True(t, hasNote(am, "timeout not visible"), am.Notes)
+		require.Contains(t, am.TimeoutNote, "timeout not visible")
+		require.Equal(t, FromAssumed, am.TimeoutSource)
 		require.Empty(t, am.Pidfile)
 		require.NoError(t, fs.Verify(am.Identity))
 

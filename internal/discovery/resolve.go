@@ -1,7 +1,9 @@
 package discovery
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path"
@@ -9,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gunicorn-reflex/gunicorn-reflex/internal/gunicornctl"
 	"github.com/gunicorn-reflex/gunicorn-reflex/internal/procinfo"
 )
 
@@ -111,21 +114,31 @@ func readLimited(p string, n int64) ([]byte, error) {
 func (in *inspection) resolve(inv invocation) {
 	m := in.m
 	in.resolveName(inv)
+	in.askControlSocket()
 
-	// Timeout.
-	m.Timeout = DefaultTimeout
-	switch v, ok := in.val["timeout"]; {
-	case ok:
-		if d, good := parseSeconds(v); good {
-			m.Timeout = d
-		} else {
-			m.note("timeout %q (from %s) is not a number: assumed Gunicorn's default 30s", v, in.src["timeout"])
-		}
-	case in.nonLiteral["timeout"]:
-		m.note("timeout in %s is not a literal: assumed Gunicorn's default 30s; set apps[].timeout", in.config)
-	case inv.Titled:
-		m.note("timeout not visible (argv overwritten by setproctitle): assumed Gunicorn's default 30s; set apps[].timeout")
+	m.WorkerClass = workerClass(in.val["worker_class"])
+	if m.WorkerClass == "" && !inv.Titled {
+		m.WorkerClass = "sync" // Gunicorn's default
 	}
+	if len(m.Listen) == 0 {
+		m.Listen = append(m.Listen, in.binds...)
+	}
+	in.resolveLogs(inv)
+	if inv.Titled && !in.ctlOK {
+		if _, found := in.val["timeout"]; !found && !in.nonLiteral["timeout"] {
+			in.readDebugDump()
+		}
+	}
+	if in.src["worker_class"] == FromDebugLog {
+		m.WorkerClass = workerClass(in.val["worker_class"])
+	}
+	if m.WorkerClass == "sync" {
+		if n, err := strconv.Atoi(in.val["threads"]); err == nil && n > 1 {
+			m.WorkerClass = "gthread" // Gunicorn switches sync to gthread when threads > 1
+		}
+	}
+
+	in.resolveTimeout(inv)
 
 	m.AccessLogFormat = in.val["access_log_format"]
 	if m.AccessLogFormat == "" && inv.Titled && in.src["access_log_format"] == "" {
@@ -134,25 +147,114 @@ func (in *inspection) resolve(inv invocation) {
 
 	if v := in.val["pidfile"]; v != "" {
 		m.Pidfile = in.abs(v)
-	} else if inv.Titled {
+	} else if inv.Titled && in.src["pidfile"] == "" && !in.ctlOK {
 		m.note("pidfile not visible (argv overwritten by setproctitle)")
 	}
+}
 
-	m.WorkerClass = workerClass(in.val["worker_class"])
-	if m.WorkerClass == "" && !inv.Titled {
-		m.WorkerClass = "sync" // Gunicorn's default
+// resolveTimeout sets Timeout and TimeoutSource (see the package doc for the
+// order of sources).
+func (in *inspection) resolveTimeout(inv invocation) {
+	m := in.m
+	m.Timeout, m.TimeoutSource = DefaultTimeout, FromAssumed
+	switch v, ok := in.val["timeout"]; {
+	case ok:
+		if d, good := parseSeconds(v); good {
+			m.Timeout, m.TimeoutSource = d, in.src["timeout"]
+		} else {
+			m.TimeoutNote = fmt.Sprintf("timeout %q (from %s) is not a number: assumed Gunicorn's default 30s; set apps[].timeout", v, in.src["timeout"])
+		}
+	case in.nonLiteral["timeout"]:
+		m.TimeoutNote = fmt.Sprintf("timeout in %s is not a literal: assumed Gunicorn's default 30s; set apps[].timeout", in.config)
+	case inv.Titled:
+		m.TimeoutNote = "timeout not visible (argv overwritten by setproctitle, and no systemd unit, control socket, GUNICORN_CMD_ARGS, config file or debug-level configuration dump gives it): assumed Gunicorn's default 30s; set apps[].timeout for this app by name, or run it with SPT_NOENV=1"
+	default:
+		m.TimeoutSource = FromArgv // not given: Gunicorn's default is what runs
 	}
-	if m.WorkerClass == "sync" {
-		if n, err := strconv.Atoi(in.val["threads"]); err == nil && n > 1 {
-			m.WorkerClass = "gthread" // Gunicorn switches sync to gthread when threads > 1
+}
+
+// isControlSocket reports whether a Unix socket the master listens on is
+// its control socket: the path --control-socket gave, else a "*.ctl" name
+// (Gunicorn's default is gunicorn.ctl). A bind socket is never asked: it
+// would log the bytes sent as an invalid request.
+func (in *inspection) isControlSocket(addr string) bool {
+	if v := in.val["control_socket"]; v != "" {
+		return path.Clean(addr) == in.absQuiet(v)
+	}
+	return strings.HasSuffix(path.Base(addr), ".ctl")
+}
+
+func (in *inspection) absQuiet(p string) string {
+	if path.IsAbs(p) || in.cwd == "" {
+		return path.Clean(p)
+	}
+	return path.Join(in.cwd, p)
+}
+
+// askControlSocket asks a Gunicorn >= 25.1 master for its settings and
+// worker target; any failure leaves the other sources in charge.
+func (in *inspection) askControlSocket() {
+	m := in.m
+	if m.ControlSocket == "" || in.opts.NoControlSocket {
+		return
+	}
+	p := in.fs.RootPath(in.pid, m.ControlSocket)
+	if len(p) >= 108 { // sun_path: go through our own view of the path instead
+		p = m.ControlSocket
+	}
+	c := &gunicornctl.Client{Path: p, Timeout: in.opts.ControlTimeout}
+	ctx := context.Background()
+	cfg, err := c.ShowConfig(ctx)
+	if err != nil {
+		m.note("control socket %s did not answer (%v): settings taken from elsewhere", m.ControlSocket, err)
+		return
+	}
+	in.ctlOK = true
+	vals := map[string][]string{}
+	if cfg.Timeout != nil {
+		vals["timeout"] = []string{strconv.FormatFloat(*cfg.Timeout, 'f', -1, 64)}
+	}
+	if cfg.Workers != nil {
+		vals["workers"] = []string{strconv.Itoa(*cfg.Workers)}
+	}
+	if cfg.Threads != nil {
+		vals["threads"] = []string{strconv.Itoa(*cfg.Threads)}
+	}
+	if cfg.WorkerClass != "" {
+		vals["worker_class"] = []string{cfg.WorkerClass}
+	}
+	if raw, ok := cfg.Raw["pidfile"]; ok {
+		vals["pidfile"] = nil // null: no pidfile
+		if cfg.Pidfile != "" || string(raw) != "null" {
+			vals["pidfile"] = []string{cfg.Pidfile}
 		}
 	}
-
-	if len(m.Listen) == 0 {
-		m.Listen = append(m.Listen, in.binds...)
+	in.set(FromControlSocket, vals)
+	if st, err := c.ShowStats(ctx); err == nil {
+		m.WorkersTarget = st.WorkersTarget
 	}
+}
 
-	in.resolveLogs(inv)
+// readDebugDump takes the settings from the master's last "Current
+// configuration:" dump in its error log (--log-level debug).
+func (in *inspection) readDebugDump() {
+	if !in.filesOK || in.m.ErrorLog == "" {
+		return
+	}
+	for _, f := range in.files {
+		if !f.Regular || f.Target != in.m.ErrorLog {
+			continue
+		}
+		tail, err := in.fs.ReadTail(in.pid, f, debugLogBytes)
+		if err != nil {
+			return
+		}
+		if vals, ok := parseConfigDump(tail, in.pid); ok {
+			in.set(FromDebugLog, vals)
+			in.m.note("settings read from the last \"Current configuration:\" dump in %s", in.m.ErrorLog)
+		}
+		return
+	}
 }
 
 func parseSeconds(v string) (time.Duration, bool) {
@@ -175,7 +277,7 @@ func (in *inspection) resolveName(inv invocation) {
 	m := in.m
 	raw, src := "", SourceUnknown
 	switch s := in.src["proc_name"]; {
-	case s == "argv" || s == "env":
+	case s == FromArgv || s == FromEnv || s == FromUnit:
 		raw, src = in.val["proc_name"], SourceNameFlag
 	case inv.Titled && inv.TitleName != "" && (inv.TitleName != "gunicorn" || in.val["wsgi_app"] == ""):
 		raw, src = inv.TitleName, SourceProcTitle

@@ -23,7 +23,7 @@ func (k logKind) String() string {
 var (
 	// errorLineRE is Gunicorn's error-log line: the default format
 	// "%(asctime)s [%(process)d] [%(levelname)s] %(message)s" with datefmt
-	// "[%Y-%m-%d %H:%M:%S %z]" (gunicorn.md §1.1).
+	// "[%Y-%m-%d %H:%M:%S %z]" (gunicorn glogging.py Logger.error_fmt/datefmt).
 	errorLineRE = regexp.MustCompile(`^\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d [+-]\d{4}\] \[\d+\] \[(DEBUG|INFO|WARNING|ERROR|CRITICAL)\] `)
 	// accessTimeRE is the %(t)s atom, "[24/Nov/2026:17:56:21 +0000]", and
 	// accessRequestRE the quoted %(r)s request line: one of them is in

@@ -94,6 +94,10 @@ type Options struct {
 	Env         []string // KEY=VALUE added to (and overriding) the test's environment
 	Dir         string   // working directory holding app, logs and pidfile; default t.TempDir()
 
+	// NoTimeoutArg passes no --timeout, so a config file or GUNICORN_CMD_ARGS
+	// can set it; Timeout still sizes ClientTimeout.
+	NoTimeoutArg bool
+
 	StartTimeout  time.Duration // readiness bound; default 20 s
 	StopTimeout   time.Duration // SIGTERM-to-exit bound before SIGKILL; default max(10 s, GracefulTimeout+5 s)
 	ClientTimeout time.Duration // per-request bound for Get; default Timeout+5 s, or 60 s when timeouts are disabled
@@ -255,10 +259,12 @@ func (g *Gunicorn) args(port int) []string {
 		"--pid", g.Pidfile,
 		"--error-logfile", errLog,
 		"--workers", strconv.Itoa(o.Workers),
-		"--timeout", strconv.Itoa(max(o.Timeout, 0)),
 		"--graceful-timeout", strconv.Itoa(max(o.GracefulTimeout, 0)),
 		"--log-level", o.LogLevel,
 		"--chdir", g.Dir,
+	}
+	if !o.NoTimeoutArg {
+		a = append(a, "--timeout", strconv.Itoa(max(o.Timeout, 0)))
 	}
 	if g.AccessLog != "" {
 		a = append(a, "--access-logfile", g.AccessLog)
@@ -698,9 +704,9 @@ func buildEnv(base, extra []string, pythonPath string) []string {
 	}
 	var keys []string
 	vals := map[string]string{}
-	for _, kv := range append(append([]string{}, base...), extra...) {
+	for i, kv := range append(append([]string{}, base...), extra...) {
 		k, v, ok := strings.Cut(kv, "=")
-		if !ok || k == "" || drop[k] {
+		if !ok || k == "" || (drop[k] && i < len(base)) {
 			continue
 		}
 		if _, seen := vals[k]; !seen {
