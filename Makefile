@@ -37,7 +37,17 @@ fmt-check:
 vet:
 	$(GO) vet ./...
 
-lint: fmt-check vet
+# golangci-lint (config in .golangci.yml), installed from the Go module proxy
+# into .tools/ at a pinned version.
+GOLANGCI_LINT_VERSION ?= v2.15.0
+GOLANGCI_LINT := $(CURDIR)/.tools/golangci-lint-$(GOLANGCI_LINT_VERSION)/golangci-lint
+
+$(GOLANGCI_LINT):
+	GOBIN=$(dir $@) $(GO) install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION)
+
+## lint: fmt-check, vet and golangci-lint
+lint: fmt-check vet $(GOLANGCI_LINT)
+	$(GOLANGCI_LINT) run ./...
 
 ## fuzz: run every fuzz target for FUZZTIME each
 fuzz:
@@ -60,4 +70,4 @@ bench: build $(BENCH_CORPUS)
 	$(GO) run ./internal/bench/oneshot -bin ./$(BINARY) -corpus $(BENCH_CORPUS) -runs 5
 
 clean:
-	rm -rf $(BINARY) $(BENCH_DIR)
+	rm -rf $(BINARY) $(BENCH_DIR) .tools
