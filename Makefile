@@ -11,7 +11,7 @@ LDFLAGS := -s -w \
 LISTEN  ?= 127.0.0.1:9615
 FUZZTIME ?= 20s
 
-.PHONY: all build run test deps lint vet fmt-check fuzz bench clean
+.PHONY: all build run test deps lint vet fmt-check check-unit fuzz bench clean
 
 all: build
 
@@ -26,9 +26,13 @@ run: build
 deps:
 	./scripts/test-deps.sh
 
-## test: formatting, vet, then every test with the race detector against real Gunicorn/logrotate/promtool
-test: deps fmt-check vet
+## test: formatting, vet, the systemd unit, then every test with the race detector against real Gunicorn/logrotate/promtool
+test: deps fmt-check vet check-unit
 	$(GO) test -race -count=1 -timeout 15m ./...
+
+## check-unit: systemd-analyze verify and security on deploy/gunicorn-reflex.service, with the built binary
+check-unit: build
+	./scripts/check-unit.sh ./$(BINARY)
 
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
