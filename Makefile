@@ -2,12 +2,17 @@
 GO      ?= go
 BINARY  := gunicorn-reflex
 PKG     := github.com/gunicorn-reflex/gunicorn-reflex
-VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+# Version stamps, read from git; a build without .git (the Docker build)
+# passes them: make build VERSION=... REVISION=...
+VERSION    ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+REVISION   ?= $(shell git rev-parse HEAD 2>/dev/null)
+BRANCH     ?= $(shell git rev-parse --abbrev-ref HEAD 2>/dev/null)
+BUILD_DATE ?= $(shell date -u +%Y%m%d-%H:%M:%S)
 LDFLAGS := -s -w \
 	-X github.com/prometheus/common/version.Version=$(VERSION) \
-	-X github.com/prometheus/common/version.Revision=$(shell git rev-parse HEAD 2>/dev/null) \
-	-X github.com/prometheus/common/version.Branch=$(shell git rev-parse --abbrev-ref HEAD 2>/dev/null) \
-	-X github.com/prometheus/common/version.BuildDate=$(shell date -u +%Y%m%d-%H:%M:%S)
+	-X github.com/prometheus/common/version.Revision=$(REVISION) \
+	-X github.com/prometheus/common/version.Branch=$(BRANCH) \
+	-X github.com/prometheus/common/version.BuildDate=$(BUILD_DATE)
 LISTEN  ?= 127.0.0.1:9615
 FUZZTIME ?= 20s
 
