@@ -13,7 +13,8 @@
 //     (*os.Process).Kill are used nowhere else, and neither is a function of
 //     this module that uses one (procinfo's primitive may be called by the
 //     actuator only). Found by type-checking the source, so an aliased import
-//     or a method value counts too.
+//     or a method value counts too; a call through an interface value (an
+//     os.Process behind an interface of one's own) is not seen.
 //  3. Only cmd/, collector and internal/accessstats import
 //     github.com/prometheus/client_golang: state packages hold plain data and
 //     collectors turn it into metrics at scrape time.
