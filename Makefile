@@ -16,7 +16,7 @@ LDFLAGS := -s -w \
 LISTEN  ?= 127.0.0.1:9615
 FUZZTIME ?= 20s
 
-.PHONY: all build run test deps lint vet fmt-check check-unit fuzz bench clean
+.PHONY: all build run test deps lint golangci-lint vet fmt-check check-unit fuzz bench clean
 
 all: build
 
@@ -55,7 +55,9 @@ $(GOLANGCI_LINT):
 	GOBIN=$(dir $@) $(GO) install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION)
 
 ## lint: fmt-check, vet and golangci-lint
-lint: fmt-check vet $(GOLANGCI_LINT)
+lint: fmt-check vet golangci-lint
+
+golangci-lint: $(GOLANGCI_LINT)
 	$(GOLANGCI_LINT) run ./...
 
 ## fuzz: run every fuzz target for FUZZTIME each
