@@ -2,16 +2,21 @@
 GO      ?= go
 BINARY  := gunicorn-reflex
 PKG     := github.com/gunicorn-reflex/gunicorn-reflex
-VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+# Version stamps, read from git; a build without .git (the Docker build)
+# passes them: make build VERSION=... REVISION=...
+VERSION    ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+REVISION   ?= $(shell git rev-parse HEAD 2>/dev/null)
+BRANCH     ?= $(shell git rev-parse --abbrev-ref HEAD 2>/dev/null)
+BUILD_DATE ?= $(shell date -u +%Y%m%d-%H:%M:%S)
 LDFLAGS := -s -w \
 	-X github.com/prometheus/common/version.Version=$(VERSION) \
-	-X github.com/prometheus/common/version.Revision=$(shell git rev-parse HEAD 2>/dev/null) \
-	-X github.com/prometheus/common/version.Branch=$(shell git rev-parse --abbrev-ref HEAD 2>/dev/null) \
-	-X github.com/prometheus/common/version.BuildDate=$(shell date -u +%Y%m%d-%H:%M:%S)
+	-X github.com/prometheus/common/version.Revision=$(REVISION) \
+	-X github.com/prometheus/common/version.Branch=$(BRANCH) \
+	-X github.com/prometheus/common/version.BuildDate=$(BUILD_DATE)
 LISTEN  ?= 127.0.0.1:9615
 FUZZTIME ?= 20s
 
-.PHONY: all build run test deps lint vet fmt-check fuzz bench clean
+.PHONY: all build run test deps lint golangci-lint vet fmt-check check-unit fuzz bench clean
 
 all: build
 
@@ -26,9 +31,13 @@ run: build
 deps:
 	./scripts/test-deps.sh
 
-## test: formatting, vet, then every test with the race detector against real Gunicorn/logrotate/promtool
-test: deps fmt-check vet
+## test: formatting, vet, the systemd unit, then every test with the race detector against real Gunicorn/logrotate/promtool
+test: deps fmt-check vet check-unit
 	$(GO) test -race -count=1 -timeout 15m ./...
+
+## check-unit: systemd-analyze verify and security on deploy/gunicorn-reflex.service, with the built binary
+check-unit: build
+	./scripts/check-unit.sh ./$(BINARY)
 
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
@@ -37,7 +46,19 @@ fmt-check:
 vet:
 	$(GO) vet ./...
 
-lint: fmt-check vet
+# golangci-lint (config in .golangci.yml), installed from the Go module proxy
+# into .tools/ at a pinned version.
+GOLANGCI_LINT_VERSION ?= v2.15.0
+GOLANGCI_LINT := $(CURDIR)/.tools/golangci-lint-$(GOLANGCI_LINT_VERSION)/golangci-lint
+
+$(GOLANGCI_LINT):
+	GOBIN=$(dir $@) $(GO) install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION)
+
+## lint: fmt-check, vet and golangci-lint
+lint: fmt-check vet golangci-lint
+
+golangci-lint: $(GOLANGCI_LINT)
+	$(GOLANGCI_LINT) run ./...
 
 ## fuzz: run every fuzz target for FUZZTIME each
 fuzz:
@@ -60,4 +81,4 @@ bench: build $(BENCH_CORPUS)
 	$(GO) run ./internal/bench/oneshot -bin ./$(BINARY) -corpus $(BENCH_CORPUS) -runs 5
 
 clean:
-	rm -rf $(BINARY) $(BENCH_DIR)
+	rm -rf $(BINARY) $(BENCH_DIR) .tools

@@ -1,8 +1,9 @@
 #!/bin/sh
 # Installs (as root, with apt) or names (otherwise) the real programs the
 # tests run: Debian's Gunicorn and a setproctitle module for it, logrotate,
-# promtool (from the prometheus package), PostgreSQL, PgBouncer and psycopg2.
-# Tests never use mocks of them.
+# promtool (from the prometheus package), PostgreSQL, PgBouncer, psycopg2 and
+# systemd-analyze (from the systemd package; `make check-unit` runs it on the
+# sample unit, no running systemd needed). Tests never use mocks of them.
 set -eu
 
 # package:command-or-file that proves it is installed
@@ -12,7 +13,8 @@ logrotate:/usr/sbin/logrotate
 prometheus:/usr/bin/promtool
 postgresql:/usr/lib/postgresql/*/bin/initdb
 pgbouncer:/usr/sbin/pgbouncer
-python3-psycopg2:/usr/lib/python3/dist-packages/psycopg2"
+python3-psycopg2:/usr/lib/python3/dist-packages/psycopg2
+systemd:/usr/bin/systemd-analyze"
 
 missing=""
 for entry in $NEEDS; do

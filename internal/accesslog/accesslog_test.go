@@ -181,8 +181,8 @@ func TestAtoms(t *testing.T) {
 	}
 }
 
-// TestEscaping covers Gunicorn's quoting rules (gunicorn.md §2.3) through
-// the default format plus %(D)s.
+// TestEscaping covers Gunicorn's quoting rules (glogging.py SafeAtoms
+// escapes only '"', as `\"`) through the default format plus %(D)s.
 func TestEscaping(t *testing.T) {
 	p, err := Compile(defaultPlusD)
 	require.NoError(t, err)
@@ -490,7 +490,8 @@ func TestJSONFormats(t *testing.T) {
 }
 
 // TestErrorHandlerRule checks the recognition of lines written by
-// Worker.handle_error, whose duration is bogus (gunicorn.md §2.2).
+// Worker.handle_error, whose duration is bogus: it resets request_start
+// before writing the line (base.py handle_error).
 func TestErrorHandlerRule(t *testing.T) {
 	handleError := func(status int) request {
 		r := okRequest()

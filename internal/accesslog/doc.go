@@ -46,7 +46,7 @@
 //     it follows LC_TIME).
 //   - Free-text atoms (u r f a U q, headers, environ, unknown) can contain
 //     anything but a raw '"': Gunicorn's SafeAtoms writes every '"' in a
-//     string value as `\"` and escapes nothing else (gunicorn.md §2.3). So
+//     string value as `\"` and escapes nothing else (glogging.py SafeAtoms.__init__). So
 //     when the literal after the field starts with '"' (a quoted field, or a
 //     JSON string), the value ends at the first '"' that is not preceded by a
 //     backslash and is followed by the rest of the literal. Because a value
@@ -97,7 +97,7 @@
 // (forbidden proxy or SSL error) and a 500 (an exception in the app; from
 // Gunicorn 22 also a timeout or QUIT). It resets request_start first, so the
 // T/M/D/L atoms measure only the error handling (about a millisecond) and
-// not the request (gunicorn.md §2.2). Its environ comes from
+// not the request (base.py Worker.handle_error). Its environ comes from
 // default_environ(), which has no PATH_INFO and no HTTP_* keys, and its
 // Response has sent = 0. A line is therefore flagged ErrorHandler when its
 // status is 400, 403 or 500 and every one of these atoms that the format has

@@ -76,7 +76,7 @@ func TestFixtures(t *testing.T) {
 }
 
 // TestLifecycleFixtureDetails checks the atoms of the 20.1 run that uses
-// every atom (gunicorn.md §2.4).
+// every atom (its format.txt lists them).
 func TestLifecycleFixtureDetails(t *testing.T) {
 	format, err := os.ReadFile("testdata/gunicorn/20.1-lifecycle/format.txt")
 	require.NoError(t, err)
@@ -123,7 +123,9 @@ func TestLifecycleFixtureDetails(t *testing.T) {
 	require.Equal(t, 20867, rec.WorkerPID)
 }
 
-// TestReferenceLines parses the other real lines quoted in gunicorn.md §2.4.
+// TestReferenceLines parses other real lines from Debian runs: a unix-socket
+// bind, whose %(h)s is empty, and a Gunicorn 22/23 timeout written by
+// handle_error.
 func TestReferenceLines(t *testing.T) {
 	for _, tc := range []struct {
 		format, line string
