@@ -111,6 +111,22 @@ func (e *Exporter) run(ctx context.Context, name string, c Collector, ch chan<- 
 	ch <- prometheus.MustNewConstMetric(scrapeSuccessDesc, prometheus.GaugeValue, success, name)
 }
 
+// Standalone adapts one Collector to an unchecked prometheus.Collector
+// without the Exporter's per-collector series, for a one-off exposition
+// (the one-shot mode). An error or panic of the collector becomes an
+// invalid metric, so Gather reports it.
+func Standalone(c Collector) prometheus.Collector { return standalone{c} }
+
+type standalone struct{ c Collector }
+
+func (s standalone) Describe(chan<- *prometheus.Desc) {}
+
+func (s standalone) Collect(ch chan<- prometheus.Metric) {
+	if err := safeUpdate(context.Background(), s.c, ch); err != nil {
+		ch <- prometheus.NewInvalidMetric(scrapeSuccessDesc, err)
+	}
+}
+
 // safeUpdate turns a panic in a collector into an error: a scrape must
 // never take the process down.
 func safeUpdate(ctx context.Context, c Collector, ch chan<- prometheus.Metric) (err error) {

@@ -106,3 +106,26 @@ func gathererOf(c prometheus.Collector) prometheus.Gatherer {
 	reg.MustRegister(c)
 	return reg
 }
+
+// Standalone exports one collector without the runner's series, and its
+// failure reaches Gather instead of vanishing.
+func TestStandalone(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(Standalone(NewAccess(StaticApps{sampleApps()[0]})))
+	mfs, err := reg.Gather()
+	require.NoError(t, err)
+	names := map[string]bool{}
+	for _, mf := range mfs {
+		names[mf.GetName()] = true
+	}
+	require.True(t, names["reflex_log_parse_failures_total"])
+	require.True(t, names["gunicorn_http_requests_total"])
+	require.False(t, names["reflex_scrape_collector_success"])
+
+	for _, c := range []Collector{failing{}, panicky{}} {
+		reg := prometheus.NewRegistry()
+		reg.MustRegister(Standalone(c))
+		_, err := reg.Gather()
+		require.Error(t, err)
+	}
+}
