@@ -351,7 +351,7 @@ func (d *daemon) routes(reg *prometheus.Registry) {
 		case <-d.ready:
 			fmt.Fprintln(w, "Ready.")
 		default:
-			http.Error(w, "Not ready: first discovery pass still running.", http.StatusServiceUnavailable)
+			http.Error(w, "Not ready: first discovery pass and /proc sample still running.", http.StatusServiceUnavailable)
 		}
 	})
 	d.mux.HandleFunc("/-/reload", func(w http.ResponseWriter, r *http.Request) {

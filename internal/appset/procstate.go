@@ -40,6 +40,10 @@ type procTracker struct {
 	links *incident.BackendLinks
 	tl    *timeline.Timeline
 
+	// sampleNow asks the sampler goroutine for a pass now; it closes the
+	// channel it receives when the pass is done.
+	sampleNow chan chan struct{}
+
 	mu      sync.Mutex
 	masters map[string]discovery.Master
 	states  map[string]ProcState
@@ -55,6 +59,8 @@ func newProcTracker(fs procinfo.FS, tl *timeline.Timeline, logger *slog.Logger) 
 		states:  map[string]ProcState{},
 		links:   incident.NewBackendLinks(tl, incident.BackendLinksOptions{}),
 		tl:      tl,
+
+		sampleNow: make(chan chan struct{}),
 	}
 }
 
@@ -152,17 +158,43 @@ func (p *procTracker) readOOM(q incident.OOMQuery) (bool, string, error) {
 	return p.oom.ConfirmOOM(workerstate.OOMQuery{WorkerPID: q.WorkerPID, MasterPID: q.MasterPID, Since: q.Since})
 }
 
-// runProcSampler samples live worker state until ctx is done.
+// runProcSampler samples live worker state every ProcInterval, and at
+// once when sampleProcNow asks, until ctx is done. Every pass runs on this
+// goroutine, so passes never overlap.
 func (m *Manager) runProcSampler(ctx context.Context) {
 	t := time.NewTicker(ProcInterval)
 	defer t.Stop()
+	var done chan struct{}
 	for {
 		m.proc.sampleAll()
+		if done != nil {
+			close(done)
+			done = nil
+		}
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		case done = <-m.proc.sampleNow:
 		}
+	}
+}
+
+// sampleProcNow runs one /proc pass over every known master and returns
+// when it is done (or ctx is). Without live worker state it does nothing.
+func (m *Manager) sampleProcNow(ctx context.Context) {
+	if m.proc == nil {
+		return
+	}
+	done := make(chan struct{})
+	select {
+	case m.proc.sampleNow <- done:
+	case <-ctx.Done():
+		return
+	}
+	select {
+	case <-done:
+	case <-ctx.Done():
 	}
 }
 
