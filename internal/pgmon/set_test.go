@@ -78,3 +78,18 @@ func TestNilSet(t *testing.T) {
 	require.False(t, ok)
 	set.Close()
 }
+
+// A target whose scrape panics is reported down with an error, and the
+// other targets are still scraped: a scrape never takes the process down.
+func TestSetScrapeRecoversPanic(t *testing.T) {
+	broken := &Target{cfg: TargetConfig{Name: "broken"}} // no connection holder: Scrape dereferences nil
+	brokenBouncer := &Bouncer{cfg: BouncerConfig{Name: "broken-pgb"}}
+	set := &Set{Targets: []*Target{broken}, Bouncers: []*Bouncer{brokenBouncer}}
+	snap, err := set.Scrape(context.Background())
+	require.ErrorContains(t, err, "scrape panicked")
+	require.Equal(t, "broken", snap.Targets[0].Target)
+	require.False(t, snap.Targets[0].Up)
+	require.Error(t, snap.Targets[0].Err)
+	require.Equal(t, "broken-pgb", snap.Bouncers[0].Target)
+	require.False(t, snap.Bouncers[0].Up)
+}
