@@ -50,7 +50,7 @@ func NewLifecycle(apps AppSource) *Lifecycle {
 			"Requests Gunicorn's HTTP parser rejected (\"Invalid request from ip=\"); logged at DEBUG before 21.0, so 0 at the default log level there."+fromLog, "app"),
 		messages:      newDesc(gunicornNS, "", "log_messages_total", "Error-log records by level; a multi-line record (traceback) counts once."+fromLog, "app", "level"),
 		lastTimeout:   newDesc(gunicornNS, "worker", "last_timeout_timestamp_seconds", "Log time of the last WORKER TIMEOUT, as a Unix timestamp; 0 if none was seen since gunicorn-reflex started.", "app"),
-		parseFailures: newDesc(reflexNS, "log", "parse_failures_total", "Log lines gunicorn-reflex could not parse or explain; they are counted and skipped.", "app", "log"),
+		parseFailures: logParseFailures,
 	}
 }
 

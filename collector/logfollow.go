@@ -6,6 +6,11 @@ import (
 	"github.com/gunicorn-reflex/gunicorn-reflex/internal/follower"
 )
 
+// logParseFailures is the one declaration of reflex_log_parse_failures_total:
+// the lifecycle collector exports it for the error log and the access
+// collector for the access log, so both logs share one name and HELP.
+var logParseFailures = newDesc(reflexNS, "log", "parse_failures_total", "Log lines gunicorn-reflex could not parse or explain; they are counted and skipped.", "app", "log")
+
 // LogFollow exports the health of every log follower: what it read, how
 // the file rotated, and whether it is keeping up.
 type LogFollow struct {

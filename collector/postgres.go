@@ -2,8 +2,8 @@ package collector
 
 import (
 	"context"
+	"errors"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -11,14 +11,19 @@ import (
 	"github.com/gunicorn-reflex/gunicorn-reflex/internal/pgmon"
 )
 
-// Databases exports PostgreSQL's and PgBouncer's side of a timeout. Unlike
-// the log-derived collectors it queries at scrape time, so it is bound to
-// each scrape's context (deadline = Prometheus's scrape timeout minus an
-// offset) through Bind; every target is scraped concurrently.
-type Databases struct {
-	Targets  []*pgmon.Target
-	Bouncers []*pgmon.Bouncer
+// Postgres exports PostgreSQL's and PgBouncer's side of a timeout. Unlike
+// the log-derived collectors it queries at scrape time, so it is a
+// ContextCollector: the Exporter hands it each scrape's context (deadline =
+// Prometheus's scrape timeout minus an offset), and every target of the
+// current pgmon.Set is scraped concurrently under it.
+type Postgres struct {
+	set func() *pgmon.Set
 }
+
+// NewPostgres returns the PostgreSQL collector. set returns the targets of
+// the running configuration (nil for none); it is called on every scrape,
+// so a reload that replaces the set takes effect at the next scrape.
+func NewPostgres(set func() *pgmon.Set) *Postgres { return &Postgres{set: set} }
 
 var (
 	pgUp           = newDesc(reflexNS, "pg", "up", "1 if the PostgreSQL target answered this scrape in time with a role that sees every session (pg_read_all_stats); 0 if it is down, hung, refuses auth or lacks the privilege.", "target")
@@ -47,35 +52,29 @@ var (
 	bnOverflow  = newDesc(reflexNS, "pgbouncer", "pools_overflow", "Pools past the cap, summed into database=\"other\", user=\"other\".", "target")
 )
 
-// Bind returns a prometheus.Collector that scrapes every target under ctx.
-func (d *Databases) Bind(ctx context.Context) prometheus.Collector { return boundDatabases{d, ctx} }
-
-type boundDatabases struct {
-	d   *Databases
-	ctx context.Context
+// Update implements Collector for a caller without a scrape context: the
+// queries are then bounded only by each target's own timeouts.
+func (c *Postgres) Update(ch chan<- prometheus.Metric) error {
+	return c.UpdateContext(context.Background(), ch)
 }
 
-func (b boundDatabases) Describe(chan<- *prometheus.Desc) {}
-
-func (b boundDatabases) Collect(ch chan<- prometheus.Metric) {
-	var wg sync.WaitGroup
-	for _, t := range b.d.Targets {
-		wg.Add(1)
-		go func(t *pgmon.Target) {
-			defer wg.Done()
-			s, _ := t.Scrape(b.ctx) // a failed scrape is a snapshot with Up false
-			emitPG(&emitter{ch: ch}, s)
-		}(t)
+// UpdateContext implements ContextCollector. A target that is down is a
+// series with up 0, not a failure of the collector; only a scrape that
+// panicked is.
+func (c *Postgres) UpdateContext(ctx context.Context, ch chan<- prometheus.Metric) error {
+	var set *pgmon.Set
+	if c.set != nil {
+		set = c.set()
 	}
-	for _, bn := range b.d.Bouncers {
-		wg.Add(1)
-		go func(bn *pgmon.Bouncer) {
-			defer wg.Done()
-			s, _ := bn.Scrape(b.ctx)
-			emitBouncer(&emitter{ch: ch}, s)
-		}(bn)
+	snap, err := set.Scrape(ctx)
+	e := &emitter{ch: ch}
+	for _, s := range snap.Targets {
+		emitPG(e, s)
 	}
-	wg.Wait()
+	for _, s := range snap.Bouncers {
+		emitBouncer(e, s)
+	}
+	return errors.Join(err, e.err)
 }
 
 func emitPG(e *emitter, s pgmon.Snapshot) {
@@ -137,17 +136,4 @@ func ScrapeDeadline(header string, offset, def time.Duration) time.Duration {
 		d = 100 * time.Millisecond
 	}
 	return d
-}
-
-// LinkBackend finds, on every PostgreSQL target, the backend of a client
-// connection by its local port: what a worker stuck on a socket read to
-// PostgreSQL is waiting on. The first target that knows it answers.
-func (d *Databases) LinkBackend(ctx context.Context, clientAddr string, clientPort int) (string, pgmon.BackendInfo, bool) {
-	for _, t := range d.Targets {
-		info, ok, err := t.LinkBackend(ctx, clientAddr, clientPort)
-		if err == nil && ok {
-			return t.Name(), info, true
-		}
-	}
-	return "", pgmon.BackendInfo{}, false
 }

@@ -195,10 +195,11 @@ type daemon struct {
 	apps     *appset.Manager
 	timeline *timeline.Timeline
 	mux      *http.ServeMux
+	exporter *collector.Exporter // bound to each scrape's deadline by the /metrics handler
 
 	reloadMu        sync.Mutex
 	dbsMu           sync.Mutex
-	dbs             *collector.Databases
+	dbs             *pgmon.Set
 	scrapeOffset    atomic.Int64 // config's scrape_timeout_offset, read by every scrape
 	reloadOK        prometheus.Gauge
 	reloadTimestamp prometheus.Gauge
@@ -240,30 +241,35 @@ func newDaemon(ctx context.Context, f *flags, cfg *config.Config, logger *slog.L
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		versioncollector.NewCollector("reflex"),
 		d.reloadOK, d.reloadTimestamp,
-		collector.NewExporter(logger, map[string]collector.Collector{
-			"lifecycle": collector.NewLifecycle(d.apps),
-			"logfollow": collector.NewLogFollow(d.apps),
-			"access":    collector.NewAccess(d.apps),
-			"proc":      collector.NewProc(d.apps),
-			"timeline":  collector.NewTimeline(d.timeline),
-		}),
 	)
+	d.exporter = collector.NewExporter(logger, map[string]collector.Collector{
+		"lifecycle": collector.NewLifecycle(d.apps),
+		"logfollow": collector.NewLogFollow(d.apps),
+		"access":    collector.NewAccess(d.apps),
+		"proc":      collector.NewProc(d.apps),
+		"timeline":  collector.NewTimeline(d.timeline),
+		"postgres":  collector.NewPostgres(d.databases),
+	})
 	d.routes(reg)
 	return d, nil
 }
 
 func (d *daemon) wait() {
 	d.apps.Wait()
+	d.databases().Close()
+}
+
+func (d *daemon) databases() *pgmon.Set {
 	d.dbsMu.Lock()
-	closeDatabases(d.dbs)
-	d.dbsMu.Unlock()
+	defer d.dbsMu.Unlock()
+	return d.dbs
 }
 
 // setDatabases (re)builds the PostgreSQL and PgBouncer targets. A target
 // whose DSN cannot be read is left out with a log line; the others run.
 func (d *daemon) setDatabases(cfg *config.Config) {
 	d.scrapeOffset.Store(int64(cfg.ScrapeTimeoutOffset.D()))
-	dbs := &collector.Databases{}
+	dbs := &pgmon.Set{}
 	for _, pg := range cfg.Postgres {
 		dsn, err := config.ReadDSN(pg.DSNFile, pg.DSNEnv)
 		if err != nil {
@@ -302,20 +308,8 @@ func (d *daemon) setDatabases(cfg *config.Config) {
 	old := d.dbs
 	d.dbs = dbs
 	d.dbsMu.Unlock()
-	closeDatabases(old)
+	old.Close()
 	d.apps.SetBackendLinker(dbs.LinkBackend)
-}
-
-func closeDatabases(dbs *collector.Databases) {
-	if dbs == nil {
-		return
-	}
-	for _, t := range dbs.Targets {
-		t.Close()
-	}
-	for _, b := range dbs.Bouncers {
-		b.Close()
-	}
 }
 
 func (d *daemon) routes(reg *prometheus.Registry) {
@@ -345,16 +339,9 @@ func (d *daemon) routes(reg *prometheus.Registry) {
 		timeout := collector.ScrapeDeadline(r.Header.Get("X-Prometheus-Scrape-Timeout-Seconds"), offset, defaultDBTimeout)
 		ctx, cancel := context.WithTimeout(r.Context(), timeout)
 		defer cancel()
-		gatherers := prometheus.Gatherers{reg}
-		d.dbsMu.Lock()
-		dbs := d.dbs
-		d.dbsMu.Unlock()
-		if dbs != nil && len(dbs.Targets)+len(dbs.Bouncers) > 0 {
-			per := prometheus.NewRegistry()
-			per.MustRegister(dbs.Bind(ctx))
-			gatherers = append(gatherers, per)
-		}
-		promhttp.HandlerFor(gatherers, opts).ServeHTTP(w, r)
+		per := prometheus.NewRegistry()
+		per.MustRegister(d.exporter.Bind(ctx))
+		promhttp.HandlerFor(prometheus.Gatherers{reg, per}, opts).ServeHTTP(w, r)
 	})
 	d.mux.HandleFunc("/-/healthy", func(w http.ResponseWriter, _ *http.Request) {
 		fmt.Fprintln(w, "Healthy.")
@@ -364,7 +351,7 @@ func (d *daemon) routes(reg *prometheus.Registry) {
 		case <-d.ready:
 			fmt.Fprintln(w, "Ready.")
 		default:
-			http.Error(w, "Not ready: first discovery pass still running.", http.StatusServiceUnavailable)
+			http.Error(w, "Not ready: first discovery pass and /proc sample still running.", http.StatusServiceUnavailable)
 		}
 	})
 	d.mux.HandleFunc("/-/reload", func(w http.ResponseWriter, r *http.Request) {

@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/common/expfmt"
 
+	"github.com/gunicorn-reflex/gunicorn-reflex/collector"
 	"github.com/gunicorn-reflex/gunicorn-reflex/internal/accesslog"
 	"github.com/gunicorn-reflex/gunicorn-reflex/internal/accessstats"
 	"github.com/gunicorn-reflex/gunicorn-reflex/internal/config"
@@ -58,7 +59,7 @@ func oneShotAccessLog(ctx context.Context, f *flags, stdout, stderr io.Writer) i
 	}
 	elapsed := time.Since(start)
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectorFunc(stats.Collect))
+	reg.MustRegister(collector.Standalone(collector.NewAccess(collector.StaticApps{{App: f.oneShotApp, Access: stats}})))
 	mfs, err := reg.Gather()
 	if err != nil {
 		fmt.Fprintf(stderr, "%s: %v\n", programName, err)
@@ -74,9 +75,3 @@ func oneShotAccessLog(ctx context.Context, f *flags, stdout, stderr io.Writer) i
 		elapsed.Round(time.Millisecond), float64(st.Lines)/elapsed.Seconds())
 	return 0
 }
-
-// collectorFunc adapts a Collect function to an unchecked prometheus.Collector.
-type collectorFunc func(chan<- prometheus.Metric)
-
-func (c collectorFunc) Describe(chan<- *prometheus.Desc)    {}
-func (c collectorFunc) Collect(ch chan<- prometheus.Metric) { c(ch) }

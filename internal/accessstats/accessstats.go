@@ -151,8 +151,6 @@ func (s *Stats) ObserveLine(line []byte) {
 var (
 	requestsDesc = prometheus.NewDesc("gunicorn_http_requests_total",
 		"Requests in the access log, by method (closed set, others as OTHER) and status class.", []string{"app", "method", "status_class"}, nil)
-	parseFailDesc = prometheus.NewDesc("reflex_log_parse_failures_total",
-		"Log lines gunicorn-reflex could not parse or explain; they are counted and skipped.", []string{"app", "log"}, nil)
 	untrustedDesc = prometheus.NewDesc("reflex_http_untrusted_durations_total",
 		"Access-log lines written by Gunicorn's error handler (400/403/500 it produced itself): counted as requests, but their duration measures the error handling, so it is kept out of the latency histograms.", []string{"app"}, nil)
 	overflowDesc = prometheus.NewDesc("reflex_http_route_overflow_requests_total",
@@ -165,6 +163,11 @@ var (
 	routesDesc = prometheus.NewDesc("reflex_http_routes",
 		"Distinct routes with their own latency series for this app, \"other\" included; bounded by routes.max_routes.", []string{"app"}, nil)
 )
+
+// ParseFailures is the number of lines the access-log parser rejected. The
+// collector exports it as reflex_log_parse_failures_total{log="access"}
+// beside the error log's count: one name, declared once, in the collector.
+func (s *Stats) ParseFailures() uint64 { return s.parseFailures.Load() }
 
 // Collect sends the app's metrics: every method and status class at 0 from
 // the start, so increase() sees the first request.
@@ -179,7 +182,6 @@ func (s *Stats) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(requestsDesc, prometheus.CounterValue, float64(v), s.app, "UNKNOWN", class)
 		}
 	}
-	ch <- prometheus.MustNewConstMetric(parseFailDesc, prometheus.CounterValue, float64(s.parseFailures.Load()), s.app, "access")
 	ch <- prometheus.MustNewConstMetric(untrustedDesc, prometheus.CounterValue, float64(s.untrusted.Load()), s.app)
 	if s.parser.HasDuration() {
 		ch <- s.duration

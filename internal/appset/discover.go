@@ -15,8 +15,9 @@ import (
 
 // RunDiscovery finds Gunicorn masters in /proc every discovery interval and
 // follows the error log of each one it finds; masters that start later are
-// picked up by the next pass. ready is closed after the first pass (or at
-// once when discovery is off). It returns when ctx is done.
+// picked up by the next pass. ready is closed after the first pass and the
+// first /proc sample of every master it found (or at once when discovery
+// is off). It returns when ctx is done.
 func (m *Manager) RunDiscovery(ctx context.Context, cfg *config.Config, ready chan<- struct{}) {
 	enabled := cfg.DiscoveryEnabled()
 	if !enabled && len(m.PidfileApps()) == 0 {
@@ -35,6 +36,13 @@ func (m *Manager) RunDiscovery(ctx context.Context, cfg *config.Config, ready ch
 	}
 	reported := map[string]string{} // master key -> what was last said about it
 	m.discoverOnce(fs, reported, enabled)
+	// Ready means the scrapes are true: until its first /proc sample an
+	// app would show reflex_proc_up 0 and no gunicorn_workers, a false
+	// outage to anyone who scrapes as soon as the exporter says it is
+	// ready. Waiting for one pass (milliseconds per app) is better than
+	// hiding the series until then, which would make absent() alerts and
+	// dashboards flap at every restart.
+	m.sampleProcNow(ctx)
 	close(ready)
 	t := time.NewTicker(cfg.Discovery.Interval.D())
 	defer t.Stop()

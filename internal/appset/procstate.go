@@ -3,14 +3,13 @@ package appset
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"sync"
 	"time"
 
 	"github.com/gunicorn-reflex/gunicorn-reflex/internal/discovery"
+	"github.com/gunicorn-reflex/gunicorn-reflex/internal/incident"
 	"github.com/gunicorn-reflex/gunicorn-reflex/internal/lifecycle"
-	"github.com/gunicorn-reflex/gunicorn-reflex/internal/pgmon"
 	"github.com/gunicorn-reflex/gunicorn-reflex/internal/procinfo"
 	"github.com/gunicorn-reflex/gunicorn-reflex/internal/timeline"
 	"github.com/gunicorn-reflex/gunicorn-reflex/internal/workerstate"
@@ -40,12 +39,16 @@ type procTracker struct {
 	oom     *workerstate.OOMWatcher
 	logger  *slog.Logger
 
+	links *incident.BackendLinks
+	tl    *timeline.Timeline
+
+	// sampleNow asks the sampler goroutine for a pass now; it closes the
+	// channel it receives when the pass is done.
+	sampleNow chan chan struct{}
+
 	mu      sync.Mutex
 	masters map[string]discovery.Master
 	states  map[string]ProcState
-	linker  BackendLinker
-	linked  map[string]bool
-	tl      *timeline.Timeline
 }
 
 func newProcTracker(fs procinfo.FS, tl *timeline.Timeline, logger *slog.Logger) *procTracker {
@@ -56,8 +59,10 @@ func newProcTracker(fs procinfo.FS, tl *timeline.Timeline, logger *slog.Logger) 
 		oom:     oom,
 		masters: map[string]discovery.Master{},
 		states:  map[string]ProcState{},
-		linked:  map[string]bool{},
+		links:   incident.NewBackendLinks(tl, incident.BackendLinksOptions{}),
 		tl:      tl,
+
+		sampleNow: make(chan chan struct{}),
 	}
 }
 
@@ -116,8 +121,8 @@ func (p *procTracker) sampleAll() {
 		p.states[app] = next
 		p.mu.Unlock()
 		p.logChange(app, prev, next)
-		if err == nil {
-			p.linkStuck(app, st)
+		if err == nil && len(st.Stuck) > 0 {
+			p.links.Observe(app, stuckWorkers(st))
 		}
 	}
 }
@@ -137,54 +142,78 @@ func (p *procTracker) logChange(app string, prev, next ProcState) {
 	}
 }
 
-// judgeOOM settles a worker death by SIGKILL without a timeout: confirmed
-// when the kernel or the cgroup says the OOM killer did it, suspected
-// otherwise. The verdict goes to the timeline as evidence.
+// judgeOOM has a worker death by SIGKILL without a timeout judged
+// (incident.JudgeOOM appends the verdict to the timeline as evidence) and
+// counts the verdict for the app's metrics.
 func (p *procTracker) judgeOOM(app string, f lifecycle.Fact) {
 	p.mu.Lock()
 	ms, ok := p.masters[app]
 	p.mu.Unlock()
-	q := workerstate.OOMQuery{WorkerPID: f.PID, Since: f.Time.Add(-time.Minute)}
+	k := incident.WorkerKill{App: app, PID: f.PID, Time: f.Time}
 	if ok {
-		q.MasterPID = ms.Identity.PID
+		k.MasterPID = ms.Identity.PID
 	}
-	confirmed, evidence, err := p.oom.ConfirmOOM(q)
+	ev := incident.JudgeOOM(p.readOOM, p.tl, k)
 	p.mu.Lock()
 	st := p.states[app]
-	if confirmed {
+	if ev.Kind == timeline.KindOOMConfirmed {
 		st.OOMConfirmed++
 	} else {
 		st.OOMSuspected++
 	}
 	p.states[app] = st
 	p.mu.Unlock()
-	kind := timeline.KindOOMSuspected
-	if confirmed {
-		kind = timeline.KindOOMConfirmed
-	}
-	if err != nil && evidence == "" {
-		evidence = fmt.Sprintf("no OOM evidence readable: %v", err)
-	}
-	p.tl.Append(timeline.Event{Time: f.Time, App: app, Source: timeline.SourceProc, Kind: kind, PID: f.PID, Detail: evidence})
 }
 
-// runProcSampler samples live worker state until ctx is done.
+// readOOM reads the OOM evidence of one death from /proc, the cgroups and
+// the kernel log.
+func (p *procTracker) readOOM(q incident.OOMQuery) (bool, string, error) {
+	return p.oom.ConfirmOOM(workerstate.OOMQuery{WorkerPID: q.WorkerPID, MasterPID: q.MasterPID, Since: q.Since})
+}
+
+// runProcSampler samples live worker state every ProcInterval, and at
+// once when sampleProcNow asks, until ctx is done. Every pass runs on this
+// goroutine, so passes never overlap.
 func (m *Manager) runProcSampler(ctx context.Context) {
 	t := time.NewTicker(ProcInterval)
 	defer t.Stop()
+	var done chan struct{}
 	for {
 		m.proc.sampleAll()
+		if done != nil {
+			close(done)
+			done = nil
+		}
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		case done = <-m.proc.sampleNow:
 		}
 	}
 }
 
+// sampleProcNow runs one /proc pass over every known master and returns
+// when it is done (or ctx is). Without live worker state it does nothing.
+func (m *Manager) sampleProcNow(ctx context.Context) {
+	if m.proc == nil {
+		return
+	}
+	done := make(chan struct{})
+	select {
+	case m.proc.sampleNow <- done:
+	case <-ctx.Done():
+		return
+	}
+	select {
+	case <-done:
+	case <-ctx.Done():
+	}
+}
+
 // BackendLinker finds the PostgreSQL backend of a client connection by its
-// local port (pgmon through the collector's targets).
-type BackendLinker func(ctx context.Context, clientAddr string, clientPort int) (target string, info pgmon.BackendInfo, ok bool)
+// local port (pgmon.Set.LinkBackend).
+type BackendLinker = incident.BackendLinker
 
 // SetBackendLinker makes stuck workers blocked on a socket to PostgreSQL
 // name the backend they wait on, in the timeline.
@@ -192,65 +221,15 @@ func (m *Manager) SetBackendLinker(l BackendLinker) {
 	if m.proc == nil {
 		return
 	}
-	m.proc.mu.Lock()
-	m.proc.linker = l
-	m.proc.mu.Unlock()
+	m.proc.links.SetLinker(l)
 }
 
-// maxLinked bounds the stuck episodes remembered as already linked.
-const maxLinked = 1024
-
-// linkStuck adds, once per stuck episode of a worker waiting on
-// PostgreSQL, what its backend is doing: state, wait event, query age,
-// whether it is blocked and by whom (and the query text, literals
-// stripped, only when the target enables it). Evidence for the timeline,
-// never labels.
-func (p *procTracker) linkStuck(app string, st workerstate.AppState) {
-	p.mu.Lock()
-	linker := p.linker
-	p.mu.Unlock()
-	if linker == nil {
-		return
-	}
+// stuckWorkers is what backend linking needs of a sample's stuck workers.
+func stuckWorkers(st workerstate.AppState) []incident.StuckWorker {
+	out := make([]incident.StuckWorker, 0, len(st.Stuck))
 	for _, s := range st.Stuck {
-		// Any TCP socket read may be PostgreSQL on a port other than 5432
-		// (or behind a proxy); asking costs one query per new episode, and
-		// a port no backend uses simply matches nothing.
-		if s.LocalPort == 0 || (s.Kind != workerstate.KindSocketRead && !s.PeerIsPostgres) {
-			continue
-		}
-		key := fmt.Sprintf("%s/%d/%d", app, s.PID, s.Since.UnixNano())
-		p.mu.Lock()
-		done := p.linked[key]
-		if !done {
-			if len(p.linked) >= maxLinked {
-				p.linked = map[string]bool{}
-			}
-			p.linked[key] = true
-		}
-		p.mu.Unlock()
-		if done {
-			continue
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		target, info, ok := linker(ctx, "", s.LocalPort)
-		cancel()
-		if !ok {
-			continue
-		}
-		attrs := map[string]string{
-			"target": target, "backend_pid": fmt.Sprint(info.PID), "state": info.State,
-			"wait_event_type": info.WaitEventType, "wait_event": info.WaitEvent,
-			"query_age_seconds": fmt.Sprintf("%.1f", info.QueryAge.Seconds()),
-			"blocked":           fmt.Sprint(info.Blocked), "local_port": fmt.Sprint(s.LocalPort),
-		}
-		for i, b := range info.BlockedBy {
-			attrs[fmt.Sprintf("blocked_by_%d", i)] = fmt.Sprintf("pid %d (%s, transaction %.1fs)", b.PID, b.State, b.TransactionAge.Seconds())
-		}
-		if info.Query != "" {
-			attrs["query"] = info.Query
-		}
-		p.tl.Append(timeline.Event{App: app, Source: timeline.SourcePostgres, Kind: timeline.KindWorkerWaitsOnBackend, PID: s.PID,
-			Detail: fmt.Sprintf("worker %d waits on backend %d (%s, %s)", s.PID, info.PID, info.State, info.WaitEvent), Attrs: attrs})
+		out = append(out, incident.StuckWorker{PID: s.PID, Since: s.Since, SocketRead: s.Kind == workerstate.KindSocketRead,
+			LocalPort: s.LocalPort, PeerIsPostgres: s.PeerIsPostgres})
 	}
+	return out
 }

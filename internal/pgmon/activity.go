@@ -126,62 +126,127 @@ type summaryConfig struct {
 }
 
 // summarize turns the rows into the snapshot's figures. It is pure apart
-// from the grouper's memo.
+// from the grouper's memo. The steps, in order: the connection limits; the
+// closed label sets; one pass over the rows for the counts, ages and lock
+// waits; the blocking graph; the per-label connection counts.
 func summarize(cfg summaryConfig, st settings, rows []activityRow, snap *Snapshot) {
+	summarizeLimits(st, len(rows), snap)
+	labels := newLabelSets(cfg, st)
+	counts, stateOf := tallyRows(cfg, labels, rows, snap)
+	summarizeBlocking(rows, stateOf, snap)
+	snap.Connections = labels.connections(counts)
+}
+
+// summarizeLimits fills the connection limits and saturation from the
+// settings row; rows is the number of client backends other than the
+// exporter's own.
+func summarizeLimits(st settings, rows int, snap *Snapshot) {
 	snap.ServerVersionNum = st.version
 	snap.MaxConnections = st.maxConn
 	snap.ReservedConnections = st.superReserved + st.reserved
-	snap.ClientBackends = len(rows) + 1 // the exporter's own backend holds a slot too
+	snap.ClientBackends = rows + 1 // the exporter's own backend holds a slot too
 	if avail := st.maxConn - snap.ReservedConnections; avail > 0 {
 		snap.Saturation = float64(snap.ClientBackends) / float64(avail)
 	}
 	snap.InsufficientPrivilege = !st.privileged
+}
 
-	// Closed label sets: databases (capped, sorted), groups, states.
-	dbs := make([]string, 0, len(st.datnames)+1)
-	dbIndex := map[string]int{}
+// labelSets are the closed label sets of Snapshot.Connections: databases
+// (from pg_database, sanitised, capped at maxDatabases, then Other),
+// application groups and states, each with its index.
+type labelSets struct {
+	dbs        []string
+	dbIndex    map[string]int
+	otherDB    int // index of Other in dbs, -1 until needed
+	groups     []string
+	groupIndex map[string]int
+	states     []string
+	stateIndex map[string]int
+	grouper    *grouper
+}
+
+func newLabelSets(cfg summaryConfig, st settings) *labelSets {
+	l := &labelSets{
+		dbs:     make([]string, 0, len(st.datnames)+1),
+		dbIndex: map[string]int{},
+		otherDB: -1,
+		groups:  cfg.groups.groups,
+		states:  States(),
+		grouper: cfg.groups,
+	}
 	overflowDB := false
 	for _, d := range st.datnames {
 		d = sanitize(d)
-		if _, dup := dbIndex[d]; dup {
+		if _, dup := l.dbIndex[d]; dup {
 			continue
 		}
-		if len(dbs) >= cfg.maxDatabases || d == Other {
+		if len(l.dbs) >= cfg.maxDatabases || d == Other {
 			overflowDB = true
 			continue
 		}
-		dbIndex[d] = len(dbs)
-		dbs = append(dbs, d)
+		l.dbIndex[d] = len(l.dbs)
+		l.dbs = append(l.dbs, d)
 	}
-	groups := cfg.groups.groups
-	groupIndex := make(map[string]int, len(groups))
-	for i, g := range groups {
-		groupIndex[g] = i
+	l.groupIndex = make(map[string]int, len(l.groups))
+	for i, g := range l.groups {
+		l.groupIndex[g] = i
 	}
-	states := States()
-	stateIndex := make(map[string]int, len(states))
-	for i, s := range states {
-		stateIndex[s] = i
-	}
-	otherDB := -1
-	dbOf := func(t pgtype.Text) int {
-		if t.Valid {
-			if i, ok := dbIndex[sanitize(t.String)]; ok {
-				return i
-			}
-		}
-		if otherDB < 0 {
-			otherDB = len(dbs)
-			dbs = append(dbs, Other)
-		}
-		return otherDB
+	l.stateIndex = make(map[string]int, len(l.states))
+	for i, s := range l.states {
+		l.stateIndex[s] = i
 	}
 	if overflowDB {
-		dbOf(pgtype.Text{})
+		l.db(pgtype.Text{}) // databases past the cap are counted under Other, exported even at 0
 	}
-	type key struct{ db, group, state int }
-	counts := map[key]int{}
+	return l
+}
 
+// db is the index of a row's database: its own, or Other (added to the
+// set the first time it is needed) for NULL and databases past the cap.
+func (l *labelSets) db(t pgtype.Text) int {
+	if t.Valid {
+		if i, ok := l.dbIndex[sanitize(t.String)]; ok {
+			return i
+		}
+	}
+	if l.otherDB < 0 {
+		l.otherDB = len(l.dbs)
+		l.dbs = append(l.dbs, Other)
+	}
+	return l.otherDB
+}
+
+// connKey indexes a connection count by database, group and state.
+type connKey struct{ db, group, state int }
+
+// key is the label index of one row with state state.
+func (l *labelSets) key(r *activityRow, state string) connKey {
+	app := ""
+	if r.appName.Valid {
+		app = r.appName.String
+	}
+	return connKey{l.db(r.datname), l.groupIndex[l.grouper.group(app)], l.stateIndex[state]}
+}
+
+// connections is one ConnectionCount per database x group x state, zeros
+// included, in the order of the label sets.
+func (l *labelSets) connections(counts map[connKey]int) []ConnectionCount {
+	out := make([]ConnectionCount, 0, len(l.dbs)*len(l.groups)*len(l.states))
+	for di, d := range l.dbs {
+		for gi, g := range l.groups {
+			for si, s := range l.states {
+				out = append(out, ConnectionCount{Database: d, AppGroup: g, State: s, Count: counts[connKey{di, gi, si}]})
+			}
+		}
+	}
+	return out
+}
+
+// tallyRows makes the one pass over the rows: sessions per label, the age
+// figures and the lock waits. It returns the counts and every session's
+// state by pid (for the blocking graph).
+func tallyRows(cfg summaryConfig, labels *labelSets, rows []activityRow, snap *Snapshot) (map[connKey]int, map[int32]string) {
+	counts := map[connKey]int{}
 	snap.ActiveOver = make([]ThresholdCount, len(cfg.thresholds))
 	for i, th := range cfg.thresholds {
 		snap.ActiveOver[i].Threshold = th
@@ -191,49 +256,60 @@ func summarize(cfg summaryConfig, st settings, rows []activityRow, snap *Snapsho
 		r := &rows[i]
 		state := stateLabel(r.state)
 		stateOf[r.pid] = state
-		app := ""
-		if r.appName.Valid {
-			app = r.appName.String
-		}
-		counts[key{dbOf(r.datname), groupIndex[cfg.groups.group(app)], stateIndex[state]}]++
+		counts[labels.key(r, state)]++
+		observeAges(cfg.thresholds, r, state, snap)
+		observeLockWait(r, snap)
+	}
+	return counts, stateOf
+}
 
-		if age := seconds(r.xactAge); age > snap.OldestTransaction {
-			snap.OldestTransaction = age
+// observeAges adds one session to the transaction, active-query and
+// idle-in-transaction figures.
+func observeAges(thresholds []time.Duration, r *activityRow, state string, snap *Snapshot) {
+	if age := seconds(r.xactAge); age > snap.OldestTransaction {
+		snap.OldestTransaction = age
+	}
+	switch {
+	case state == StateActive:
+		age := seconds(r.queryAge)
+		if age > snap.LongestActive {
+			snap.LongestActive = age
 		}
-		switch {
-		case state == StateActive:
-			age := seconds(r.queryAge)
-			if age > snap.LongestActive {
-				snap.LongestActive = age
-			}
-			for j, th := range cfg.thresholds {
-				if age > th {
-					snap.ActiveOver[j].Count++
-				}
-			}
-		case idleInTx(state):
-			snap.IdleInTransaction++
-			if age := seconds(r.stateAge); age > snap.IdleInTransactionMaxAge {
-				snap.IdleInTransactionMaxAge = age
+		for j, th := range thresholds {
+			if age > th {
+				snap.ActiveOver[j].Count++
 			}
 		}
-		if r.waitType.Valid && r.waitType.String == "Lock" {
-			snap.LockWaiting++
-		}
-		if len(r.blockedBy) > 0 {
-			snap.Blocked++
-			wait := seconds(r.waitAge)
-			if !r.waitAge.Valid {
-				wait = seconds(r.stateAge)
-			}
-			if wait > snap.OldestBlockedWait {
-				snap.OldestBlockedWait = wait
-			}
+	case idleInTx(state):
+		snap.IdleInTransaction++
+		if age := seconds(r.stateAge); age > snap.IdleInTransactionMaxAge {
+			snap.IdleInTransactionMaxAge = age
 		}
 	}
+}
 
-	// Blockers that are idle in a transaction: the classic "application
-	// forgot to commit" chain.
+// observeLockWait adds one session to the lock-wait figures. The wait
+// starts at pg_locks.waitstart (14+), else at the last state change.
+func observeLockWait(r *activityRow, snap *Snapshot) {
+	if r.waitType.Valid && r.waitType.String == "Lock" {
+		snap.LockWaiting++
+	}
+	if len(r.blockedBy) > 0 {
+		snap.Blocked++
+		wait := seconds(r.waitAge)
+		if !r.waitAge.Valid {
+			wait = seconds(r.stateAge)
+		}
+		if wait > snap.OldestBlockedWait {
+			snap.OldestBlockedWait = wait
+		}
+	}
+}
+
+// summarizeBlocking reads the waits-for graph: blockers that are idle in a
+// transaction (the classic "application forgot to commit" chain) and the
+// longest chain.
+func summarizeBlocking(rows []activityRow, stateOf map[int32]string, snap *Snapshot) {
 	blockers := map[int32]bool{}
 	edges := map[int32][]int32{}
 	for i := range rows {
@@ -252,17 +328,6 @@ func summarize(cfg summaryConfig, st settings, rows []activityRow, snap *Snapsho
 		}
 	}
 	snap.MaxBlockingDepth = maxDepth(edges)
-
-	snap.Connections = make([]ConnectionCount, 0, len(dbs)*len(groups)*len(states))
-	for di, d := range dbs {
-		for gi, g := range groups {
-			for si, s := range states {
-				snap.Connections = append(snap.Connections, ConnectionCount{
-					Database: d, AppGroup: g, State: s, Count: counts[key{di, gi, si}],
-				})
-			}
-		}
-	}
 }
 
 // maxDepth returns the length, in waits, of the longest chain in the
