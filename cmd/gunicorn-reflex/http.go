@@ -109,11 +109,11 @@ func (d *daemon) routes(reg *prometheus.Registry) {
 	if d.flags.telemetryPath != "/" {
 		landing, err := web.NewLandingPage(web.LandingConfig{
 			Name:        programName,
-			Description: "Gunicorn worker lifecycle, from the logs, for Prometheus",
+			Description: "Gunicorn worker lifecycle, request latency, live worker state and the database side, for Prometheus",
 			Version:     version.Info(),
 			Links: []web.LandingLinks{
 				{Address: d.flags.telemetryPath, Text: "Metrics"},
-				{Address: "/api/v1/events", Text: "Event timeline", Description: "recent lifecycle events (JSON)"},
+				{Address: "/api/v1/events", Text: "Event timeline", Description: "recent lifecycle, worker-state and database events (JSON)"},
 				{Address: "/-/healthy", Text: "Health"},
 				{Address: "/-/ready", Text: "Readiness"},
 			},

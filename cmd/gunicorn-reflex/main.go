@@ -1,6 +1,11 @@
 // Command gunicorn-reflex exports what explains Gunicorn worker timeouts as
-// Prometheus metrics: worker lifecycle from the error log, and (in later
-// releases) latency, live worker state and the database's side.
+// Prometheus metrics: the worker lifecycle from the error log, request
+// latency from the access log, live worker state read from /proc, and
+// PostgreSQL's and PgBouncer's side, queried at scrape time.
+//
+// main.go holds the flags and run; daemon.go wires the components and
+// reloads the configuration; http.go serves metrics, the landing page, the
+// health endpoints and the events API.
 package main
 
 import (
@@ -53,7 +58,7 @@ type flags struct {
 }
 
 func parseFlags(args []string, stdout, stderr io.Writer) (*flags, error) {
-	app := kingpin.New(programName, "Exports Gunicorn worker lifecycle (timeouts, boots, exits) from its logs as Prometheus metrics.")
+	app := kingpin.New(programName, "Exports what explains Gunicorn worker timeouts as Prometheus metrics: worker lifecycle (timeouts, boots, exits) from the error log, request latency from the access log, live worker state from /proc, and PostgreSQL and PgBouncer at scrape time.")
 	app.UsageWriter(stdout)
 	app.ErrorWriter(stderr)
 	app.Terminate(nil)
