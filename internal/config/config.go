@@ -131,12 +131,15 @@ type Duration time.Duration
 // UnmarshalYAML implements yaml.Unmarshaler.
 func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
 	var s string
+	if n.Kind != yaml.ScalarNode {
+		return &Error{Line: n.Line, col: n.Column, Msg: fmt.Sprintf("must be a duration (e.g. 250ms, 30s, 1m), not %s", n.ShortTag())}
+	}
 	if err := n.Decode(&s); err != nil {
-		return &Error{Line: n.Line, Msg: err.Error()}
+		return &Error{Line: n.Line, col: n.Column, Msg: err.Error()}
 	}
 	v, err := model.ParseDuration(s)
 	if err != nil {
-		return &Error{Line: n.Line, Msg: fmt.Sprintf("%q is not a valid duration (use e.g. 250ms, 30s, 1m)", s)}
+		return &Error{Line: n.Line, col: n.Column, Msg: fmt.Sprintf("%q is not a valid duration (use e.g. 250ms, 30s, 1m)", s)}
 	}
 	*d = Duration(v)
 	return nil

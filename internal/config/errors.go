@@ -15,6 +15,9 @@ type Error struct {
 	Line  int
 	Field string
 	Msg   string
+	// col is the column of a value this package decoded itself (a
+	// Duration), so its field path can be found when only the line is known.
+	col int
 }
 
 func (e *Error) Error() string {
@@ -51,7 +54,7 @@ func (c *Config) validate() error {
 var yamlLineRE = regexp.MustCompile(`line (\d+): (.*)`)
 
 // yamlError turns yaml.v3's "line N: msg" into an Error with a line number.
-func yamlError(err error) error {
+func yamlError(err error) *Error {
 	var ce *Error
 	if errors.As(err, &ce) {
 		return ce
