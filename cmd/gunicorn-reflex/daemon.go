@@ -173,7 +173,11 @@ func (d *daemon) reload() error {
 	d.setDatabases(cfg)
 	d.reloadOK.Set(1)
 	d.reloadTimestamp.SetToCurrentTime()
-	d.logger.Info("configuration reloaded", "file", nonEmpty(d.flags.configFile, "embedded defaults"), "apps", len(cfg.Apps))
+	// apps counts every app followed now, discovered ones included: the
+	// configured count alone said apps=0 on a host whose masters are all
+	// discovered.
+	d.logger.Info("configuration reloaded", "file", nonEmpty(d.flags.configFile, "embedded defaults"),
+		"apps", len(d.apps.Names()), "apps_configured", len(cfg.Apps))
 	return nil
 }
 

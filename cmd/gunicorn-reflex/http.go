@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	httppprof "net/http/pprof"
 	"strconv"
 	"time"
 
@@ -106,11 +107,21 @@ func (d *daemon) routes(reg *prometheus.Registry) {
 		fmt.Fprintln(w, "Reloaded.")
 	})
 	d.mux.HandleFunc("/api/v1/events", d.serveEvents)
+	if d.flags.enablePprof {
+		registerPprof(d.mux)
+	}
 	if d.flags.telemetryPath != "/" {
+		// The toolkit's page links the pprof endpoints unless told not to;
+		// they exist only with --web.enable-pprof.
+		profiling := "false"
+		if d.flags.enablePprof {
+			profiling = "true"
+		}
 		landing, err := web.NewLandingPage(web.LandingConfig{
 			Name:        programName,
 			Description: "Gunicorn worker lifecycle, request latency, live worker state and the database side, for Prometheus",
 			Version:     version.Info(),
+			Profiling:   profiling,
 			Links: []web.LandingLinks{
 				{Address: d.flags.telemetryPath, Text: "Metrics"},
 				{Address: "/api/v1/events", Text: "Event timeline", Description: "recent lifecycle, worker-state and database events (JSON)"},
@@ -140,5 +151,20 @@ func (d *daemon) serveEvents(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
-	_ = enc.Encode(map[string]any{"events": d.timeline.Select(q)})
+	events := d.timeline.Select(q)
+	if events == nil {
+		events = []timeline.Event{} // [] rather than null, so `jq '.events[]'` works on none
+	}
+	_ = enc.Encode(map[string]any{"events": events})
+}
+
+// registerPprof serves the Go runtime's profiles on mux (never on
+// http.DefaultServeMux, which this program does not serve): the index under
+// /debug/pprof/ also serves the named profiles (heap, goroutine, ...).
+func registerPprof(mux *http.ServeMux) {
+	mux.HandleFunc("/debug/pprof/", httppprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", httppprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", httppprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", httppprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", httppprof.Trace)
 }

@@ -15,6 +15,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strconv"
 	"syscall"
 	"time"
 
@@ -47,6 +48,7 @@ type flags struct {
 	configCheck   bool
 	telemetryPath string
 	maxRequests   int
+	enablePprof   bool
 	web           *web.FlagConfig
 	log           *promslog.Config
 
@@ -69,6 +71,8 @@ func parseFlags(args []string, stdout, stderr io.Writer) (*flags, error) {
 		BoolVar(&f.configCheck)
 	app.Flag("web.telemetry-path", "Path under which to expose metrics.").Default("/metrics").StringVar(&f.telemetryPath)
 	app.Flag("web.max-requests", "Maximum number of parallel scrape requests; 0 disables the limit.").Default("40").IntVar(&f.maxRequests)
+	app.Flag("web.enable-pprof", "Serve the Go runtime's profiles under /debug/pprof/ (off by default: a CPU profile costs CPU while it runs, and the endpoints are unauthenticated unless --web.config.file sets auth).").
+		BoolVar(&f.enablePprof)
 	app.Flag("oneshot.access-log", "Read this access log from start to end, print its metrics to stdout and exit (no server).").
 		StringVar(&f.oneShotAccessLog)
 	app.Flag("oneshot.access-log-format", "Gunicorn access_log_format of --oneshot.access-log.").
@@ -114,7 +118,7 @@ func run(parent context.Context, args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "%s: invalid configuration: %v\n", programName, err)
 			return 1
 		}
-		fmt.Fprintf(stdout, "%s: configuration OK (%d apps, discovery %s)\n", nonEmpty(f.configFile, "embedded defaults"), len(cfg.Apps), onOff(cfg.DiscoveryEnabled()))
+		fmt.Fprintf(stdout, "%s: configuration OK (%s, discovery %s)\n", nonEmpty(f.configFile, "embedded defaults"), plural(len(cfg.Apps), "app", "apps"), onOff(cfg.DiscoveryEnabled()))
 		return 0
 	}
 	if err != nil {
@@ -142,6 +146,14 @@ func nonEmpty(s, def string) string {
 		return def
 	}
 	return s
+}
+
+// plural says "1 app", "0 apps", "3 apps".
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return strconv.Itoa(n) + " " + many
 }
 
 func onOff(b bool) string {
