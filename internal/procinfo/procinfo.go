@@ -10,7 +10,8 @@
 // at a saved /proc subtree in testdata. Errors are classified with sentinel
 // values that errors.Is recognises: ErrGone (the process has exited),
 // ErrPIDReused (the pid now names another process), ErrPermission (the caller
-// may not inspect the process) and ErrRefused (pid <= 1).
+// may not inspect the process), ErrRefused (pid <= 1) and ErrStarting (the
+// process is inside execve and has no command line yet).
 package procinfo
 
 import (
@@ -42,7 +43,23 @@ var (
 	ErrPermission = errors.New("permission denied reading /proc")
 	// ErrRefused means the pid is 0, 1 or negative: never a target.
 	ErrRefused = errors.New("refusing to inspect pid <= 1")
+	// ErrStarting means the process is alive but shows no command line:
+	// it is inside execve (see Identify), so no identity can be taken from
+	// it yet. Asking again a moment later succeeds.
+	ErrStarting = errors.New("process is starting (inside execve): no command line yet")
 )
+
+// Flags of /proc/<pid>/stat field 9 (include/linux/sched.h).
+const (
+	pfExiting = 0x00000004 // PF_EXITING: exit() has begun; the memory (and the command line) is being released
+	pfKthread = 0x00200000 // PF_KTHREAD: a kernel thread, which never has a command line
+)
+
+// identifyAttempts bounds how often Identify reads a process again that it
+// caught inside execve; the waits between attempts double from 1 ms, so it
+// gives the kernel about half a second (a cold page cache while the dynamic
+// loader is read from disk is the slow case).
+const identifyAttempts = 10
 
 // userHZ is the unit of /proc/<pid>/stat times. The kernel reports them in
 // USER_HZ, which is 100 on every Linux architecture Go supports.
@@ -54,6 +71,10 @@ type FS struct {
 	root     string
 	procfs   procfs.FS
 	bootTime time.Time
+	// settle waits before attempt (1, 2, ...) of reading a process caught
+	// inside execve again; nil means sleeping 1 ms << (attempt-1). Tests
+	// replace it to step a process through its exec deterministically.
+	settle func(attempt int)
 }
 
 // NewFS returns an FS for the proc filesystem mounted at procRoot. It reads
@@ -103,8 +124,30 @@ type Identity struct {
 }
 
 // Identify reads the identity of pid. It returns ErrGone for a process that
-// does not exist or is a zombie, and ErrPermission when /proc refuses (for
-// example /proc/<pid>/exe of another user's process).
+// does not exist or is a zombie, ErrPermission when /proc refuses (for
+// example /proc/<pid>/exe of another user's process), and ErrStarting for a
+// process that is still inside execve after identifyAttempts reads.
+//
+// An identity is never taken from a half-started process. execve replaces
+// the process's memory (and with it the command line the kernel shows in
+// /proc/<pid>/cmdline) before it has copied the new argv in: between
+// exec_mmap and create_elf_tables (fs/exec.c, fs/binfmt_elf.c) the
+// command line reads empty, the exe link already names the new program and
+// comm may still be the parent's. That window opens after the close-on-exec
+// descriptors are closed, which is when os/exec's Start (and Python's
+// subprocess) return to the parent, so a just-started child can be caught
+// in it; loading the dynamic loader from a cold page cache stretches it to
+// milliseconds. A live process that is not a kernel thread but shows an
+// empty command line is therefore read again, and refused with ErrStarting
+// if it stays so. The stat fields read before and after the other files
+// must also agree on start time and comm, or the process exec'd while it
+// was being read and it is read again.
+//
+// A process between fork and exec is not half-started in that sense: it is
+// a complete copy of its parent (as Gunicorn's workers, which never exec,
+// stay), and is identified as such. If it then execs, its executable and
+// command line change and Verify returns ErrPIDReused: the identity of the
+// copy never matches the new program.
 func (fs FS) Identify(pid int) (Identity, error) {
 	if pid <= 0 {
 		return Identity{}, fmt.Errorf("identify pid %d: %w", pid, ErrRefused)
@@ -119,7 +162,30 @@ func (fs FS) Identify(pid int) (Identity, error) {
 	return id, nil
 }
 
+// identify reads a consistent identity of pid, reading it again while it
+// is caught inside execve (see Identify).
 func (fs FS) identify(pid int) (Identity, byte, error) {
+	for attempt := 1; ; attempt++ {
+		id, state, err := fs.identifyOnce(pid)
+		if !errors.Is(err, errInExec) {
+			return id, state, err
+		}
+		if attempt >= identifyAttempts {
+			return Identity{}, state, fmt.Errorf("%w (%v after %d reads)", ErrStarting, err, attempt)
+		}
+		if fs.settle != nil {
+			fs.settle(attempt)
+		} else {
+			time.Sleep(time.Millisecond << (attempt - 1))
+		}
+	}
+}
+
+// errInExec marks one read of a process that was inside execve; identify
+// reads it again.
+var errInExec = errors.New("caught inside execve")
+
+func (fs FS) identifyOnce(pid int) (Identity, byte, error) {
 	st, err := fs.stat(pid)
 	if err != nil {
 		return Identity{}, 0, err
@@ -166,6 +232,16 @@ func (fs FS) identify(pid int) (Identity, byte, error) {
 	if st2.State != "" {
 		// It may have exited while we read (its cmdline is then empty).
 		state = st2.State[0]
+	}
+	switch {
+	case state == 'Z' || state == 'X':
+		return id, state, nil
+	case st2.Flags&pfExiting != 0 && len(id.Cmdline) == 0:
+		return Identity{}, state, fmt.Errorf("exiting: %w", ErrGone)
+	case st2.Comm != st.Comm:
+		return Identity{}, state, fmt.Errorf("comm changed from %q to %q while reading it: %w", st.Comm, st2.Comm, errInExec)
+	case len(id.Cmdline) == 0 && st2.Flags&pfKthread == 0:
+		return Identity{}, state, fmt.Errorf("empty command line (exe %q, comm %q): %w", id.Exe, st2.Comm, errInExec)
 	}
 	return id, state, nil
 }

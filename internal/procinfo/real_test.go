@@ -101,6 +101,9 @@ type permResult struct {
 }
 
 func TestMain(m *testing.M) {
+	if os.Getenv(blankArgvHelperEnv) != "" {
+		runBlankArgvHelper()
+	}
 	if s := os.Getenv(permHelperEnv); s != "" {
 		pid, _ := strconv.Atoi(s)
 		fs, err := NewFS("/proc")
