@@ -1,10 +1,17 @@
-// Package procinfo owns process identity and inspection through /proc: who a
-// pid is (start time, argv, executable), whether a pid still names the same
-// process, its children, its open files, and Gunicorn's worker heartbeat file.
+// Package procinfo is the one reader of /proc and the one model of a
+// Gunicorn process tree: who a pid is (start time, argv, executable) and
+// whether a pid still names the same process, its children, open files,
+// listening sockets and Gunicorn's worker heartbeat files; the raw /proc
+// readers (files, memory, the net/tcp and net/unix tables) other packages
+// interpret; what a child of a master is (ChildRole: worker, USR2 upgrade
+// child, unknown); Gunicorn's pidfile and worker-class names; and sending a
+// signal to a process only while it still is the one identified (Signal,
+// through a pidfd).
 //
-// The discovery collector and the remediation receiver share it: the receiver
-// calls Identify when it decides and Verify immediately before it sends a
-// signal, so a recycled pid is never signalled.
+// The discovery collector, the worker sampler and the remediation receiver
+// share it: the receiver calls Identify when it decides and Signal (which
+// Verifies with a pidfd held) when it acts, so a recycled pid is never
+// signalled.
 //
 // Every function reads under a configurable proc root, so tests can point it
 // at a saved /proc subtree in testdata. Errors are classified with sentinel
@@ -22,7 +29,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/prometheus/procfs"
@@ -39,7 +45,7 @@ var (
 	// ErrPermission means /proc refused to show the process's data to us
 	// (another user's process, or a non-dumpable one). Inspecting another
 	// user's open files needs root or CAP_DAC_READ_SEARCH plus
-	// CAP_SYS_PTRACE (gunicorn.md §4.3).
+	// CAP_SYS_PTRACE (proc_fd_access_allowed in fs/proc/fd.c).
 	ErrPermission = errors.New("permission denied reading /proc")
 	// ErrRefused means the pid is 0, 1 or negative: never a target.
 	ErrRefused = errors.New("refusing to inspect pid <= 1")
@@ -60,10 +66,6 @@ const (
 // gives the kernel about half a second (a cold page cache while the dynamic
 // loader is read from disk is the slow case).
 const identifyAttempts = 10
-
-// userHZ is the unit of /proc/<pid>/stat times. The kernel reports them in
-// USER_HZ, which is 100 on every Linux architecture Go supports.
-const userHZ = 100
 
 // FS reads process information under a proc root ("/proc" in production).
 // The zero value is not usable; call NewFS.
@@ -275,17 +277,37 @@ func (fs FS) Cmdline(pid int) ([]string, error) {
 }
 
 // Stat is the world-readable part of /proc/<pid>/stat that process
-// discovery needs.
+// discovery and worker sampling need.
 type Stat struct {
 	PID, PPID  int
 	State      byte // R, S, D, Z, ...
 	StartTicks uint64
 	StartTime  time.Time
 	Comm       string
+	// UTime and STime are the CPU time spent in user and kernel mode, in
+	// UserHZ ticks.
+	UTime, STime uint64
+	// RSSBytes is the resident set size.
+	RSSBytes uint64
 }
 
 // Zombie reports whether the process has exited and waits to be reaped.
 func (s Stat) Zombie() bool { return s.State == 'Z' || s.State == 'X' }
+
+// CPUTicks is the CPU time (user + system) in UserHZ ticks.
+func (s Stat) CPUTicks() uint64 { return s.UTime + s.STime }
+
+// CPUSeconds is the CPU time (user + system) in seconds.
+func (s Stat) CPUSeconds() float64 { return float64(s.CPUTicks()) / UserHZ }
+
+// StateString is the state letter as a string, "" when the stat line had
+// none.
+func (s Stat) StateString() string {
+	if s.State == 0 {
+		return ""
+	}
+	return string(rune(s.State))
+}
 
 // Stat reads /proc/<pid>/stat. Unlike Identify it needs no privilege over
 // the process.
@@ -297,6 +319,8 @@ func (fs FS) Stat(pid int) (Stat, error) {
 	s := Stat{
 		PID: pid, PPID: st.PPID, StartTicks: st.Starttime, Comm: st.Comm,
 		StartTime: fs.bootTime.Add(time.Duration(st.Starttime) * (time.Second / userHZ)),
+		UTime:     uint64(st.UTime), STime: uint64(st.STime),
+		RSSBytes: uint64(max(st.ResidentMemory(), 0)),
 	}
 	if st.State != "" {
 		s.State = st.State[0]
@@ -386,7 +410,8 @@ func (fs FS) Cwd(pid int) (string, error) {
 
 // Environ returns the values of the named variables in
 // /proc/<pid>/environ. setproctitle overwrites the environ area, so for a
-// titled process this is usually empty (gunicorn.md §5.1).
+// titled process this is usually empty (setproctitle reuses the
+// environ area for long titles).
 func (fs FS) Environ(pid int, names ...string) (map[string]string, error) {
 	b, err := os.ReadFile(fs.path(pid, "environ"))
 	if err != nil {
@@ -464,21 +489,4 @@ func (fs FS) PIDs() ([]int, error) {
 	}
 	slices.Sort(pids)
 	return pids, nil
-}
-
-// classify maps an error from reading /proc to this package's sentinels,
-// keeping the original in the chain.
-func classify(err error) error {
-	switch {
-	case err == nil:
-		return nil
-	case errors.Is(err, ErrGone), errors.Is(err, ErrPermission), errors.Is(err, ErrPIDReused):
-		return err
-	case errors.Is(err, os.ErrPermission):
-		return fmt.Errorf("%w: %w", ErrPermission, err)
-	case errors.Is(err, os.ErrNotExist), errors.Is(err, syscall.ESRCH):
-		// ESRCH: the process exited between open and read.
-		return fmt.Errorf("%w: %w", ErrGone, err)
-	}
-	return err
 }

@@ -403,9 +403,9 @@ func (w *OOMWatcher) cgroupsOf(pid int) (procCgroups, error) {
 	if err != nil {
 		return procCgroups{}, err
 	}
-	b, err := os.ReadFile(filepath.Join(w.fs.Root(), strconv.Itoa(pid), "cgroup"))
+	b, err := w.fs.ReadFile(pid, "cgroup")
 	if err != nil {
-		return procCgroups{}, classify(err)
+		return procCgroups{}, err
 	}
 	m, err := w.loadMounts()
 	if err != nil {
@@ -448,9 +448,9 @@ func (w *OOMWatcher) loadMounts() (*cgroupMounts, error) {
 	if m != nil {
 		return m, nil
 	}
-	b, err := os.ReadFile(filepath.Join(w.fs.Root(), "self", "mountinfo"))
+	b, err := w.fs.ReadRootFile("self/mountinfo")
 	if err != nil {
-		return nil, fmt.Errorf("cgroup mounts: %w", classify(err))
+		return nil, fmt.Errorf("cgroup mounts: %w", err)
 	}
 	m = parseCgroupMounts(b, w.hostRoot)
 	w.mu.Lock()
@@ -463,12 +463,19 @@ func (w *OOMWatcher) loadMounts() (*cgroupMounts, error) {
 // memory.oom_control (v1), or the host's /proc/vmstat.
 func (w *OOMWatcher) readCounter(f string) (uint64, error) {
 	p := f
+	var (
+		b   []byte
+		err error
+	)
 	if f == hostCounter {
 		p = filepath.Join(w.fs.Root(), "vmstat")
+		b, err = w.fs.ReadRootFile("vmstat")
+	} else {
+		b, err = os.ReadFile(p)
+		err = procinfo.Classify(err)
 	}
-	b, err := os.ReadFile(p)
 	if err != nil {
-		return 0, classify(err)
+		return 0, err
 	}
 	v, ok := oomKillValue(b)
 	if !ok {
@@ -631,7 +638,7 @@ func (w *OOMWatcher) kernelLog() ([]kmsgRecord, string, error) {
 	buf := make([]byte, 1<<20)
 	n, kerr := w.klogctl(buf)
 	if kerr != nil {
-		return nil, "", fmt.Errorf("%w; syslog(2): %w", err, classify(kerr))
+		return nil, "", fmt.Errorf("%w; syslog(2): %w", err, procinfo.Classify(kerr))
 	}
 	return parseSyslog(buf[:max(n, 0)]), "syslog(2)", nil
 }
@@ -644,7 +651,7 @@ func (w *OOMWatcher) kernelLog() ([]kmsgRecord, string, error) {
 func readKmsg(p string) ([]byte, error) {
 	fd, err := unix.Open(p, unix.O_RDONLY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return nil, fmt.Errorf("open %s: %w", p, classify(&os.PathError{Op: "open", Path: p, Err: err}))
+		return nil, fmt.Errorf("open %s: %w", p, procinfo.Classify(&os.PathError{Op: "open", Path: p, Err: err}))
 	}
 	defer unix.Close(fd)
 	var out bytes.Buffer
@@ -661,7 +668,7 @@ func readKmsg(p string) ([]byte, error) {
 		case errors.Is(err, unix.EAGAIN):
 			return out.Bytes(), nil
 		default:
-			return nil, fmt.Errorf("read %s: %w", p, classify(&os.PathError{Op: "read", Path: p, Err: err}))
+			return nil, fmt.Errorf("read %s: %w", p, procinfo.Classify(&os.PathError{Op: "read", Path: p, Err: err}))
 		}
 	}
 	return out.Bytes(), nil

@@ -10,8 +10,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/prometheus/procfs"
-
 	"github.com/gunicorn-reflex/gunicorn-reflex/internal/procinfo"
 	"github.com/gunicorn-reflex/gunicorn-reflex/internal/timeline"
 )
@@ -85,7 +83,7 @@ type AppState struct {
 	// could not be read (see PermissionDenied) or that are stopped.
 	UnknownActivity int
 	// Booting: workers that have not yet called notify() once (still
-	// importing the app; gunicorn.md §4.3 "Booted versus not booted").
+	// importing the app; see heartbeatNotified).
 	Booting int
 	// PastHalfTimeout and Past80Timeout count workers whose heartbeat age
 	// exceeds 50% and 80% of the timeout, leaving out idle sync workers
@@ -184,8 +182,6 @@ type StuckSnapshot struct {
 // use by several apps' collectors.
 type Sampler struct {
 	fs       procinfo.FS
-	pfs      procfs.FS
-	pfsErr   error
 	now      func() time.Time
 	fraction float64
 	pgPorts  map[int]bool
@@ -262,7 +258,6 @@ func NewSampler(fs procinfo.FS, opts Options) *Sampler {
 		episodes: map[trackKey]*episode{},
 		apps:     map[string]*appMemory{},
 	}
-	s.pfs, s.pfsErr = procfs.NewFS(fs.Root())
 	if s.now == nil {
 		s.now = time.Now
 	}
@@ -275,7 +270,7 @@ func NewSampler(fs procinfo.FS, opts Options) *Sampler {
 	if s.maxTrack <= 0 {
 		s.maxTrack = DefaultMaxTracked
 	}
-	s.readMem = s.readProcMem
+	s.readMem = fs.ReadMem
 	s.heartbeats = fs.HeartbeatFDs
 	return s
 }
@@ -302,7 +297,7 @@ func (s *Sampler) Forget(app string) {
 type child struct {
 	pid   int
 	key   procKey
-	stat  procfs.ProcStat
+	stat  procinfo.Stat
 	hbs   []procinfo.HeartbeatFD
 	hbErr error
 	// hbAt is when the heartbeat files were read: ages are measured from
@@ -458,13 +453,13 @@ func (s *Sampler) readWorkers(master procinfo.Identity, st *AppState) (workerSet
 	kids := s.readChildren(kidPIDs)
 	for i := range kids {
 		k := &kids[i]
-		switch s.role(master, k, ws.masterSet, masterKnown) {
-		case roleWorker:
+		switch s.role(master, k, masterHB, masterKnown) {
+		case procinfo.RoleWorker:
 			ws.list = append(ws.list, &worker{child: *k})
 			if len(k.hbs) == 1 {
 				ws.held[k.hbs[0].Inode]++
 			}
-		case roleUpgrade:
+		case procinfo.RoleUpgradeChild:
 			st.Upgrading = true
 		}
 	}
@@ -476,9 +471,9 @@ func (s *Sampler) cpuDeltas(app string, workers []*worker) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, w := range workers {
-		ticks := uint64(w.stat.UTime + w.stat.STime)
+		ticks := w.stat.CPUTicks()
 		if prev, ok := s.cpu[trackKey{app, w.key}]; ok && ticks >= prev.ticks && w.hbAt.After(prev.at) {
-			w.cpuDelta = float64(ticks-prev.ticks) / userHZ
+			w.cpuDelta = float64(ticks-prev.ticks) / procinfo.UserHZ
 			w.cpuInterval = w.hbAt.Sub(prev.at)
 			w.obs.CPURatio = w.cpuDelta / w.cpuInterval.Seconds()
 		}
@@ -523,8 +518,8 @@ func aggregate(st *AppState, workers []*worker, isSync bool, timeout time.Durati
 	var cands []stuckCand
 	for _, w := range workers {
 		st.Workers++
-		rss := uint64(max(w.stat.ResidentMemory(), 0))
-		cpu := w.stat.CPUTime()
+		rss := w.stat.RSSBytes
+		cpu := w.stat.CPUSeconds()
 		st.RSSBytesSum += rss
 		st.RSSBytesMax = max(st.RSSBytesMax, rss)
 		st.CPUSecondsSum += cpu
@@ -535,7 +530,7 @@ func aggregate(st *AppState, workers []*worker, isSync bool, timeout time.Durati
 		}
 		ws := WorkerSample{
 			PID: w.pid, HeartbeatAge: w.age, HeartbeatRead: w.hbOK,
-			State: w.stat.State, Wchan: w.obs.Wchan, Syscall: syscallLabel(w.obs),
+			State: w.stat.StateString(), Wchan: w.obs.Wchan, Syscall: syscallLabel(w.obs),
 			RSSBytes: rss, CPUSeconds: cpu, Unreadable: w.unreadable, Reason: w.reason,
 		}
 		if w.obs.State != 0 {
@@ -617,10 +612,6 @@ func (s *Sampler) recordEpisodes(app string, workers []*worker, cands []stuckCan
 	return events
 }
 
-// userHZ is the unit of /proc/<pid>/stat CPU times (USER_HZ, 100 on every
-// Linux architecture Go supports).
-const userHZ = 100
-
 // checkNotWorker refuses a "master" that holds one heartbeat file which its
 // parent also holds: that is a worker.
 func (s *Sampler) checkNotWorker(master procinfo.Identity, own procinfo.HeartbeatFD) error {
@@ -644,11 +635,11 @@ func (s *Sampler) checkNotWorker(master procinfo.Identity, own procinfo.Heartbea
 func (s *Sampler) readChildren(pids []int) []child {
 	var out []child
 	for _, pid := range pids {
-		ps, err := s.procStat(pid)
-		if err != nil || ps.State == "Z" || ps.State == "X" {
+		ps, err := s.fs.Stat(pid)
+		if err != nil || ps.Zombie() {
 			continue
 		}
-		c := child{pid: pid, key: procKey{pid, ps.Starttime}, stat: ps}
+		c := child{pid: pid, key: procKey{pid, ps.StartTicks}, stat: ps}
 		c.hbs, c.hbErr = s.heartbeats(pid)
 		c.hbAt = s.now()
 		if c.hbErr != nil && !errors.Is(c.hbErr, procinfo.ErrPermission) {
@@ -659,79 +650,22 @@ func (s *Sampler) readChildren(pids []int) []child {
 	return out
 }
 
-func (s *Sampler) procStat(pid int) (procfs.ProcStat, error) {
-	if s.pfsErr != nil {
-		return procfs.ProcStat{}, s.pfsErr
-	}
-	p, err := s.pfs.Proc(pid)
-	if err != nil {
-		return procfs.ProcStat{}, err
-	}
-	return p.Stat()
-}
-
-type role int
-
-const (
-	roleNone role = iota
-	roleWorker
-	roleUpgrade
-)
-
-// role tells a worker from a USR2 re-exec master among the master's
-// children. A worker holds a heartbeat file the master also holds (one, or
-// all of its siblings' for a moment after the fork); the re-exec'd master
-// holds none (they are close-on-exec) or only its own workers'.
-func (s *Sampler) role(master procinfo.Identity, k *child, masterSet map[uint64]bool, masterKnown bool) role {
-	if k.hbErr != nil {
-		if s.titledMaster(k.pid) {
-			return roleUpgrade
-		}
-		return roleWorker // unreadable: counted, with UnreadableWorkers
-	}
-	shared := false
-	for _, h := range k.hbs {
-		if masterSet[h.Inode] {
-			shared = true
-		}
-	}
-	switch {
-	case masterKnown && shared:
-		return roleWorker
-	case masterKnown && len(k.hbs) > 0:
-		return roleUpgrade
-	case !masterKnown && len(k.hbs) == 1:
-		if kids, err := s.fs.Children(k.pid); err == nil && len(kids) > 0 && s.titledMaster(k.pid) {
-			return roleUpgrade
-		}
-		return roleWorker
-	case !masterKnown && len(k.hbs) > 1:
-		return roleUpgrade
-	}
-	// No heartbeat file: a re-exec'd master (before or after forking its
-	// workers), or some other child (a hook's helper process).
-	if s.titledMaster(k.pid) {
-		return roleUpgrade
-	}
-	if env, err := s.fs.Environ(k.pid, "GUNICORN_PID"); err == nil && env["GUNICORN_PID"] == strconv.Itoa(master.PID) {
-		return roleUpgrade
-	}
-	if kids, err := s.fs.Children(k.pid); err == nil && len(kids) > 0 {
-		return roleUpgrade
-	}
-	return roleNone
-}
-
-func (s *Sampler) titledMaster(pid int) bool {
-	cmd, err := s.fs.Cmdline(pid)
-	return err == nil && len(cmd) > 0 && strings.HasPrefix(cmd[0], procinfo.TitlePrefix+"master [")
+// role decides what a child of the master is (procinfo.ChildRole: the
+// one rule for discovery, this sampler and the receiver).
+func (s *Sampler) role(master procinfo.Identity, k *child, masterHB []procinfo.HeartbeatFD, masterKnown bool) procinfo.Role {
+	cmd, _ := s.fs.Cmdline(k.pid)
+	return s.fs.ChildRole(procinfo.Child{
+		PID: k.pid, ParentPID: master.PID, Cmdline: cmd, ParentCmdline: master.Cmdline,
+		Heartbeats: k.hbs, HeartbeatsErr: k.hbErr,
+		ParentHeartbeats: masterHB, ParentHeartbeatsKnown: masterKnown,
+	})
 }
 
 // readWorker fills in the heartbeat and, for booted workers, the activity.
 func (s *Sampler) readWorker(w *worker, masterSet map[uint64]bool, held map[uint64]int, lis listenerCache) {
 	if w.hbErr != nil {
 		w.unreadable = true
-		w.obs.State = stateByte(w.stat.State)
+		w.obs.State = w.stat.State
 		return
 	}
 	switch {
@@ -757,7 +691,7 @@ func (s *Sampler) readWorker(w *worker, masterSet map[uint64]bool, held map[uint
 	w.booting = !heartbeatNotified(w.hb)
 	w.age = max(w.hbAt.Sub(w.hb.Ctime), 0)
 	if w.booting {
-		w.obs.State = stateByte(w.stat.State)
+		w.obs.State = w.stat.State
 		return
 	}
 	obs, perm := s.observe(w.pid, lis)
@@ -794,7 +728,7 @@ func (s *Sampler) refreshHeartbeat(w *worker) {
 // heartbeatNotified reports whether the worker has called notify() at least
 // once: Gunicorn ≤ 21.2 fchmods the file (created 0o600) to 0o000/0o001,
 // ≥ 22 utimes it to a CLOCK_MONOTONIC value far below any wall-clock
-// creation time (gunicorn.md §4.3).
+// creation time (gunicorn/workers/workertmp.py notify).
 func heartbeatNotified(h procinfo.HeartbeatFD) bool {
 	perm := h.Mode & 0o777
 	if perm == 0 || perm == 1 {
@@ -803,20 +737,11 @@ func heartbeatNotified(h procinfo.HeartbeatFD) bool {
 	return h.Mtime.Unix() < 1_000_000_000
 }
 
-func stateByte(s string) byte {
-	if s == "" {
-		return 0
-	}
-	return s[0]
-}
-
 // effectiveClass decides which class busy/idle is judged for; see the
 // package doc.
 func (s *Sampler) effectiveClass(app string, mkey procKey, given string, workers []*worker) (string, bool) {
-	c := strings.ToLower(strings.TrimSpace(given))
-	c = strings.TrimPrefix(c, "egg:gunicorn#")
-	switch c {
-	case "sync", "gunicorn.workers.sync.syncworker":
+	switch procinfo.NormalizeWorkerClass(given) {
+	case "sync":
 		return "sync", false
 	case "":
 	default:
@@ -899,7 +824,7 @@ func (s *Sampler) recordCPU(app string, workers []*worker) {
 		if _, ok := s.cpu[k]; !ok && len(s.cpu) >= s.maxTrack {
 			s.evictOldestCPU()
 		}
-		s.cpu[k] = cpuSample{at: w.hbAt, ticks: uint64(w.stat.UTime + w.stat.STime)}
+		s.cpu[k] = cpuSample{at: w.hbAt, ticks: w.stat.CPUTicks()}
 	}
 }
 
@@ -960,7 +885,7 @@ func (s *Sampler) snapshot(w *worker, kind StuckKind, sock *waitFD, lis listener
 		HeartbeatAge:    w.age,
 		Booting:         w.booting,
 		Wchan:           w.obs.Wchan,
-		State:           w.stat.State,
+		State:           w.stat.StateString(),
 		CPUSecondsDelta: w.cpuDelta,
 		CPUInterval:     w.cpuInterval,
 	}
@@ -995,19 +920,15 @@ type peer struct {
 // resolveSocket finds a socket inode in /proc/<pid>/net/{tcp,tcp6,unix}
 // (the worker's own network namespace).
 func (s *Sampler) resolveSocket(pid int, inode uint64) (peer, bool) {
-	for _, name := range []string{"tcp", "tcp6"} {
-		b, err := s.readProc(pid, "net/"+name)
-		if err != nil {
-			continue
-		}
-		for _, c := range parseNetTCP(b) {
+	if conns, err := s.fs.NetTCP(pid); err == nil {
+		for _, c := range conns {
 			if c.Inode == inode {
 				return tcpPeer(c), true
 			}
 		}
 	}
-	if b, err := s.readProc(pid, "net/unix"); err == nil {
-		for _, u := range parseNetUnix(b) {
+	if socks, err := s.fs.NetUnix(pid); err == nil {
+		for _, u := range socks {
 			if u.Inode == inode {
 				return unixPeer(u.Path), true
 			}
@@ -1016,7 +937,7 @@ func (s *Sampler) resolveSocket(pid int, inode uint64) (peer, bool) {
 	return peer{}, false
 }
 
-func tcpPeer(c tcpConn) peer {
+func tcpPeer(c procinfo.TCPConn) peer {
 	return peer{
 		addr:       net.JoinHostPort(c.Remote.String(), strconv.Itoa(c.RemotePort)),
 		localPort:  c.LocalPort,
@@ -1041,16 +962,14 @@ func (s *Sampler) guessBackendSocket(pid int, lis listenerCache) (peer, bool) {
 	if err != nil || len(fds) == 0 {
 		return peer{}, false
 	}
-	var found []tcpConn
-	for _, name := range []string{"tcp", "tcp6"} {
-		b, err := s.readProc(pid, "net/"+name)
-		if err != nil {
-			continue
-		}
-		for _, c := range parseNetTCP(b) {
-			if fds[c.Inode] && c.State == tcpEstablished && !lis.inodes[c.Inode] && !lis.ports[c.LocalPort] {
-				found = append(found, c)
-			}
+	conns, err := s.fs.NetTCP(pid)
+	if err != nil {
+		return peer{}, false
+	}
+	var found []procinfo.TCPConn
+	for _, c := range conns {
+		if fds[c.Inode] && c.State == procinfo.TCPEstablished && !lis.inodes[c.Inode] && !lis.ports[c.LocalPort] {
+			found = append(found, c)
 		}
 	}
 	if len(found) != 1 {
