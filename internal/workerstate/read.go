@@ -5,8 +5,16 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/gunicorn-reflex/gunicorn-reflex/internal/procinfo"
+)
+
+// runningRetries is how often a worker seen running is read again, and
+// runningPause how long apart, before it counts as busy/cpu.
+const (
+	runningRetries = 3
+	runningPause   = 2 * time.Millisecond
 )
 
 // readTaskState reads the state letter, wchan and syscall of pid's main
