@@ -79,8 +79,17 @@
 //
 // # Known bounds
 //
-// Two rotations within one poll interval skip the intermediate file
-// entirely (it was never seen under the path). A file rotated while the
-// follower is stopped is not read. A partial line pending at shutdown is
-// dropped.
+// Two or more rotations within one poll interval leave a file that was never
+// named by the path at a poll (app.log → app.log.1 → app.log.2 while the
+// next app.log became app.log.1). When the path names a new file, the
+// follower lists the directory for rotated names of it (the base name, then
+// '.', '-' or '_' and a suffix with a digit) written since the last poll,
+// skips files it is reading or has read (same inode and same first bytes),
+// and drains the rest from offset 0, oldest first. A candidate that cannot be
+// opened, or that only exists compressed (logrotate's compress without
+// delaycompress), is counted in Stats.MissedBytes and logged; a gzip copy of
+// a file already read is recognised and not counted. Not covered: rotated
+// files moved to another directory (logrotate's olddir) or deleted before
+// the poll, which leave no trace to count. A file rotated while the follower
+// is stopped is not read. A partial line pending at shutdown is dropped.
 package follower

@@ -146,4 +146,31 @@ func TestPermissionDenied(t *testing.T) {
 		require.Empty(t, h.f.Stats().LastError)
 		require.Equal(t, 1, h.logs.count("level=WARN"))
 	})
+	t.Run("intermediate file of two rotations in one poll unreadable", func(t *testing.T) {
+		path := tempLog(t)
+		appendFile(t, path, "")
+		h := newHarness(t, path, nil)
+		h.poll()
+		dropFileCapabilities(t)
+
+		b := text(seq("b", 0, 50))
+		require.NoError(t, os.Rename(path, path+".1"))
+		appendFile(t, path, b)
+		require.NoError(t, os.Chmod(path, 0))
+		require.NoError(t, os.Rename(path+".1", path+".2"))
+		require.NoError(t, os.Rename(path, path+".1"))
+		appendFile(t, path, "c\n")
+		_, err := os.Open(path + ".1")
+		requireDenied(t, err)
+
+		require.Equal(t, []string{"c"}, h.poll())
+		// Another rotation: the unreadable file is a candidate again (its
+		// mtime may equal the last one seen) but is not counted again.
+		require.NoError(t, os.Rename(path+".1", path+".2"))
+		require.NoError(t, os.Rename(path, path+".1"))
+		appendFile(t, path, "d\n")
+		require.Equal(t, []string{"d"}, h.poll())
+		require.Equal(t, uint64(len(b)), h.f.Stats().MissedBytes, "counted once, with its size")
+		require.Equal(t, 1, h.logs.count("may be lost"))
+	})
 }
