@@ -31,7 +31,9 @@
 //  1. Lstat the path (and Readlink/Stat it if it is a symlink). A different
 //     device/inode than the current file is a rotation; its reason is symlink
 //     when the link text changed, delete when the old file has no links left,
-//     rename otherwise. The old file moves to the draining list.
+//     rename otherwise. The old file moves to the draining list. When Path
+//     names a file not seen before, files rotated out of sight since the
+//     last poll are looked for (see Known bounds) and drained too.
 //  2. For the current file: a size below the read offset is a truncation; if
 //     the size or mtime changed since the last poll, the first bytes of the
 //     file and the bytes just before the read offset are re-read and compared
