@@ -86,8 +86,9 @@
 // next app.log became app.log.1). When the path names a new file, the
 // follower lists the directory for rotated names of it (the base name, then
 // '.', '-' or '_' and a suffix with a digit) written since the last poll,
-// skips files it is reading or has read (same inode and same first bytes),
-// and drains the rest from offset 0, oldest first. A candidate that cannot be
+// skips files it is reading or has read (same inode and same first bytes)
+// and resumes those that were already there when it started at their size
+// then, and drains the rest from offset 0, oldest first. A candidate that cannot be
 // opened, or that only exists compressed (logrotate's compress without
 // delaycompress), is counted in Stats.MissedBytes and logged; a gzip copy of
 // a file already read is recognised and not counted. Not covered: rotated

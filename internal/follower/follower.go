@@ -123,8 +123,10 @@ type Follower struct {
 	startID      fileID
 	startSize    int64
 
-	// known are files read and closed, newest last (see findSkipped).
-	known []knownFile
+	// known are files read and closed, newest last (see findSkipped), and
+	// the rotated files found before the first open (primed).
+	known  []knownFile
+	primed bool
 	// seenMod is the newest mtime of the current file at the end of a poll:
 	// a file written after it was written after that poll.
 	seenMod time.Time
@@ -459,6 +461,10 @@ func (f *Follower) checkPath(ctx context.Context, now time.Time) error {
 	}
 	if !fi.Mode().IsRegular() {
 		return fmt.Errorf("%s is not a regular file (mode %v)", path, fi.Mode())
+	}
+	if !f.primed {
+		f.primed = true
+		f.primeKnown()
 	}
 	if !f.startPending && !f.seenMod.IsZero() {
 		// A file was followed before and Path names a new one: look for a

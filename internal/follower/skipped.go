@@ -146,6 +146,44 @@ func (f *Follower) findSkipped(since time.Time, now time.Time, newID fileID) {
 	}
 }
 
+// primeKnown remembers, before the first file is opened, the rotated files
+// already in the directory at their current size: lines in them were there
+// before this follower started (and were counted by a previous exporter, if
+// any), so a later search must not read them from offset 0. Only the newest
+// maxKnown are kept; older ones fail the search's mtime test anyway.
+func (f *Follower) primeKnown() {
+	dir, base := filepath.Split(f.opts.Path)
+	if dir == "" {
+		dir = "."
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return // the search logs it, if it ever runs
+	}
+	type seen struct {
+		path string
+		fi   fs.FileInfo
+	}
+	var files []seen
+	for _, e := range entries {
+		if !rotatedName(e.Name(), base) || !e.Type().IsRegular() {
+			continue
+		}
+		if fi, err := e.Info(); err == nil {
+			files = append(files, seen{filepath.Join(dir, e.Name()), fi})
+		}
+	}
+	slices.SortFunc(files, func(a, b seen) int { return a.fi.ModTime().Compare(b.fi.ModTime()) })
+	for _, c := range files[max(len(files)-maxKnown, 0):] {
+		k := knownFile{id: idOf(c.fi), off: c.fi.Size()}
+		if fd, err := os.Open(c.path); err == nil {
+			k.headLen, _ = fd.ReadAt(k.head[:], 0)
+			_ = fd.Close()
+		}
+		f.remember(k)
+	}
+}
+
 // following reports whether id is the current file or one being drained.
 func (f *Follower) following(id fileID) bool {
 	if f.cur != nil && f.cur.id == id {

@@ -212,3 +212,23 @@ func TestRotatedName(t *testing.T) {
 		require.Equal(t, want, rotatedName(name, "app.log"), name)
 	}
 }
+
+// Rotated files already there when the follower starts hold lines from
+// before the start: a rotation soon after, while such a file still looks
+// recent, must not read them from offset 0; only lines added after the start
+// are read.
+func TestRotatedFilesFromBeforeStartAreNotReread(t *testing.T) {
+	path := tempLog(t)
+	appendFile(t, path, "")
+	old := time.Now().Add(-time.Minute)
+	require.NoError(t, os.Chtimes(path, old, old)) // app.log idle since its rotation
+	appendFile(t, path+".1", text(seq("before-start", 0, 5)))
+	h := newHarness(t, path, nil)
+	h.poll()
+	appendFile(t, path+".1", "after-start\n") // Gunicorn before its USR1
+
+	require.NoError(t, os.Rename(path+".1", path+".2"))
+	require.NoError(t, os.Rename(path, path+".1"))
+	appendFile(t, path, "new\n")
+	require.Equal(t, []string{"after-start", "new"}, h.poll())
+}
