@@ -105,6 +105,11 @@ type Table struct {
 	buf     []byte
 	sketch  [sketchDepth][sketchWidth]uint32
 
+	// scratch stands for a path that is neither cached nor holds a slot;
+	// scratchName is its route name, copied when it wins a slot.
+	scratch     route
+	scratchName []byte
+
 	mass      uint64 // requests counted in the sketch, halved with it
 	epoch     uint64 // bumped at every admission and eviction
 	tick      uint64 // requests since the last decay
@@ -155,9 +160,9 @@ func (t *Table) Index(path []byte) int {
 	// sketch counter grows, so a route must also stand well above the
 	// average counter to be heavy rather than merely collided with.
 	if est := t.add(r.hash); est >= t.threshold && est*sketchWidth > noiseFactor*t.mass {
-		t.admit(r)
+		return t.admit(r)
 	}
-	return r.slot
+	return 0
 }
 
 // resolve finds the route of a path not cached (or cached without a slot
@@ -174,17 +179,26 @@ func (t *Table) resolve(path []byte, cached bool) *route {
 		t.buf = Normalize(t.buf[:0], path)
 		name = t.buf
 	}
+	cache := cached || len(t.cache) < MaxPathCache
 	r, ok := t.byRoute[string(name)]
-	if !ok {
-		r = &route{name: string(name), hash: fnv1a(name), epoch: t.epoch}
-		if len(t.names)-1 < t.max {
-			t.assign(r, len(t.names), 1)
-			if len(t.names)-1 == t.max {
-				t.tock() // full from now on: find the weakest slot
-			}
+	switch {
+	case ok:
+	case len(t.names)-1 < t.max:
+		r = &route{name: string(name), hash: fnv1a(name)}
+		t.assign(r, len(t.names), 0)
+		if len(t.names)-1 == t.max {
+			t.tock() // full from now on: find the weakest slot
 		}
+	case cache:
+		r = &route{name: string(name), hash: fnv1a(name), epoch: t.epoch}
+	default:
+		// Neither cached nor holding a slot: a reused object, so that the
+		// paths past the cache allocate nothing.
+		t.scratch = route{hash: fnv1a(name), epoch: t.epoch}
+		t.scratchName = append(t.scratchName[:0], name...)
+		return &t.scratch
 	}
-	if cached || len(t.cache) < MaxPathCache {
+	if cache {
 		t.cache[string(path)] = r
 	}
 	return r
@@ -206,11 +220,15 @@ func (t *Table) assign(r *route, i int, n uint64) {
 	t.epoch++
 }
 
-// admit gives r the weakest slot. The route there goes back to Other.
-func (t *Table) admit(r *route) {
+// admit gives r the weakest slot and returns it. The route there goes back
+// to Other.
+func (t *Table) admit(r *route) int {
 	i := t.weakest
 	if i == 0 {
-		return
+		return 0
+	}
+	if r == &t.scratch {
+		r = &route{name: string(t.scratchName), hash: t.scratch.hash}
 	}
 	old := t.slots[i]
 	old.slot, old.epoch = 0, t.epoch+1
@@ -220,6 +238,7 @@ func (t *Table) admit(r *route) {
 	// once the weakest slot again.
 	t.assign(r, i, t.estimate(r.hash))
 	t.tock()
+	return i
 }
 
 // tock finds the weakest slot again, and halves every count once per

@@ -202,3 +202,20 @@ func BenchmarkIndexOther(b *testing.B) {
 		tb.Index(p)
 	}
 }
+
+// Past the path cache, paths of routes without a slot are normalised on
+// every request without allocating, and such a route can still win a slot.
+func TestPastThePathCache(t *testing.T) {
+	tb := NewTable(nil, 1)
+	tb.Index([]byte("/first"))
+	for i := range MaxPathCache {
+		tb.Index(fmt.Appendf(nil, "/filler%d", i))
+	}
+	p := []byte("/busy/42")
+	require.Zero(t, testing.AllocsPerRun(100, func() { tb.Index(p) }))
+	for range 10000 {
+		tb.Index(p)
+	}
+	require.Equal(t, "/busy/:id", tb.Name(1), "the busy route took the slot")
+	require.Equal(t, 1, tb.Index(p))
+}
