@@ -125,8 +125,9 @@ type Follower struct {
 
 	// known are files read and closed, newest last (see findSkipped), and
 	// the rotated files found before the first open (primed).
-	known  []knownFile
-	primed bool
+	known      []knownFile
+	primed     bool
+	listFailed bool // the last directory listing for findSkipped failed (logged once)
 	// seenMod is the newest mtime of the current file at the end of a poll:
 	// a file written after it was written after that poll.
 	seenMod time.Time

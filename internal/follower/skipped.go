@@ -99,9 +99,13 @@ func (f *Follower) findSkipped(since time.Time, now time.Time, newID fileID) {
 	}
 	entries, err := os.ReadDir(dir)
 	if err != nil {
-		f.log.Warn("cannot list the log directory to look for rotated files", "err", err)
+		if !f.listFailed { // once per failure, not at every poll
+			f.log.Warn("cannot list the log directory to look for files rotated twice between two polls; their lines may be lost", "err", err)
+		}
+		f.listFailed = true
 		return
 	}
+	f.listFailed = false
 	type cand struct {
 		path string
 		fi   fs.FileInfo
