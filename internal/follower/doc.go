@@ -85,11 +85,11 @@
 // named by the path at a poll (app.log → app.log.1 → app.log.2 while the
 // next app.log became app.log.1). When the path names a new file, the
 // follower lists the directory for rotated names of it (the base name, then
-// '.', '-' or '_' and a suffix with a digit) written since the last poll,
-// skips files it is reading or has read (same inode and same first bytes)
-// and resumes those that were already there when it started at their size
-// then, and drains the rest from offset 0, oldest first. A candidate that cannot be
-// opened, or that only exists compressed (logrotate's compress without
+// '.', '-' or '_' and a suffix with a digit) written since the last poll.
+// Files it is reading are skipped; files it has read (same inode and same
+// first bytes) and files that were there when it started are read only
+// past where it left them (or their size at start-up); the rest are drained
+// from offset 0, oldest first. A candidate that cannot be opened, or that only exists compressed (logrotate's compress without
 // delaycompress), is counted in Stats.MissedBytes and logged; a gzip copy of
 // a file already read is recognised and not counted. Not covered: rotated
 // files moved to another directory (logrotate's olddir) or deleted before

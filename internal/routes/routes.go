@@ -11,10 +11,11 @@
 // of routes without a slot land in the "other" route and are counted in a
 // count-min sketch by route, and a route whose (recent) count there exceeds
 // twice that of the weakest slot, and stands well above the sketch's noise,
-// takes that slot over. Slot counts and the
-// sketch are halved every DecayEvery requests, so the ranking follows the
-// traffic of the last few hundred thousand requests, and the factor of two
-// keeps two routes of similar weight from trading a slot back and forth.
+// takes that slot over. Slot counts and the sketch are halved every
+// DecayEvery requests, so the ranking follows recent traffic (a count halves
+// every 65,536 requests), and the factor of two keeps two routes of similar
+// weight from trading a slot back and forth. A stream of distinct,
+// uncollapsible routes (a scan) evicts nothing: none of them stands out.
 //
 // An evicted route's series is dropped, not frozen or folded into "other":
 // folding its lifetime count into "other" would make rate(other) jump by
