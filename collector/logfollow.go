@@ -18,6 +18,7 @@ type LogFollow struct {
 
 	lines, bytes, rotations, readErrors *prometheus.Desc
 	oversized, discarded, behind, up    *prometheus.Desc
+	missed                              *prometheus.Desc
 }
 
 // NewLogFollow returns the follower-health collector.
@@ -31,6 +32,7 @@ func NewLogFollow(apps AppSource) *LogFollow {
 		oversized:  newDesc(reflexNS, "log", "oversized_lines_total", "Lines longer than logs.max_line_bytes; they were cut at that size.", "app", "log"),
 		discarded:  newDesc(reflexNS, "log", "discarded_bytes_total", "Bytes skipped: NUL runs left by a non-append writer after copytruncate, and the tails of oversized lines.", "app", "log"),
 		behind:     newDesc(reflexNS, "log", "bytes_behind", "Bytes written to the log file but not yet read, at the last poll.", "app", "log"),
+		missed:     newDesc(reflexNS, "log", "missed_bytes_total", "Bytes of rotated log files that held the log between two polls but could not be read (unreadable, or compressed before the follower saw them); their lines may be lost.", "app", "log"),
 		up:         newDesc(reflexNS, "log", "file_up", "1 if the log file is open and readable, 0 if it is missing or unreadable.", "app", "log"),
 	}
 }
@@ -58,6 +60,7 @@ func (c *LogFollow) emit(e *emitter, app, log string, st follower.Stats) {
 	e.counter(c.readErrors, st.ReadErrors, app, log)
 	e.counter(c.oversized, st.OversizedLines, app, log)
 	e.counter(c.discarded, st.DiscardedBytes, app, log)
+	e.counter(c.missed, st.MissedBytes, app, log)
 	e.gauge(c.behind, float64(st.BytesBehind), app, log)
 	up := 0.0
 	if st.Open {

@@ -11,6 +11,7 @@
 package accessstats
 
 import (
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -63,9 +64,11 @@ type Stats struct {
 
 	hasBytes   bool
 	table      *routes.Table // owned by the feeding goroutine
-	mu         sync.Mutex    // guards routeHists growth against scrapes
+	routeGens  []uint32      // slot generation each routeHists entry was made for; feeding goroutine only
+	mu         sync.Mutex    // guards routeHists changes against scrapes
 	routeHists []*classicHist
 	overflow   atomic.Uint64
+	evictions  atomic.Uint64
 }
 
 // New returns empty statistics for app, parsing lines with parser.
@@ -96,6 +99,7 @@ func New(app string, parser *accesslog.Parser, opts Options) *Stats {
 		}
 		s.table = routes.NewTable(opts.Rules, opts.MaxRoutes)
 		s.routeHists = []*classicHist{s.newRouteHist(routes.Other)}
+		s.routeGens = []uint32{0}
 	}
 	return s
 }
@@ -138,13 +142,28 @@ func (s *Stats) ObserveLine(line []byte) {
 	if i == 0 {
 		s.overflow.Store(s.table.Overflow())
 	}
-	if i >= len(s.routeHists) {
-		h := s.newRouteHist(s.table.Name(i))
-		s.mu.Lock()
-		s.routeHists = append(s.routeHists, h)
-		s.mu.Unlock()
+	if i >= len(s.routeGens) || s.routeGens[i] != s.table.Gen(i) {
+		s.newSlot(i)
 	}
 	s.routeHists[i].observe(d)
+}
+
+// newSlot starts a histogram for route slot i: a slot seen for the first
+// time, or one the route table gave to another route. The evicted route's
+// series disappears from the next scrape (see package routes for why it is
+// neither frozen nor folded into "other").
+func (s *Stats) newSlot(i int) {
+	h := s.newRouteHist(s.table.Name(i))
+	s.mu.Lock()
+	if i >= len(s.routeHists) {
+		s.routeHists = append(s.routeHists, h)
+		s.routeGens = append(s.routeGens, s.table.Gen(i))
+	} else {
+		s.routeHists[i] = h
+		s.routeGens[i] = s.table.Gen(i)
+	}
+	s.mu.Unlock()
+	s.evictions.Store(s.table.Evictions())
 }
 
 // Descriptions of the const metrics Collect builds.
@@ -158,8 +177,10 @@ var (
 	sizeDesc = prometheus.NewDesc("gunicorn_http_response_size_bytes",
 		"Response body size from the access log (%(B)s or %(b)s).", []string{"app"}, nil)
 	routeDesc = prometheus.NewDesc("gunicorn_http_route_request_duration_seconds",
-		"Request duration by route template (configured rules, then ids collapsed to :id); routes past the per-app cap are in route=\"other\".",
+		"Request duration by route template (configured rules, then ids and numbered or hashed file names collapsed to :id); past the per-app cap the heaviest routes keep their series and the rest are in route=\"other\".",
 		[]string{"app", "route"}, nil)
+	evictionsDesc = prometheus.NewDesc("reflex_http_route_evictions_total",
+		"Routes that lost their latency series to a heavier route once the per-app route cap was reached; a route that wins a slot back starts its series again from 0, which rate() reads as a counter reset.", []string{"app"}, nil)
 	routesDesc = prometheus.NewDesc("reflex_http_routes",
 		"Distinct routes with their own latency series for this app, \"other\" included; bounded by routes.max_routes.", []string{"app"}, nil)
 )
@@ -191,12 +212,13 @@ func (s *Stats) Collect(ch chan<- prometheus.Metric) {
 	}
 	if s.table != nil {
 		s.mu.Lock()
-		hists := s.routeHists
+		hists := slices.Clone(s.routeHists) // entries are replaced when a slot changes hands
 		s.mu.Unlock()
 		for _, h := range hists {
 			sendHist(ch, h)
 		}
 		ch <- prometheus.MustNewConstMetric(overflowDesc, prometheus.CounterValue, float64(s.overflow.Load()), s.app)
+		ch <- prometheus.MustNewConstMetric(evictionsDesc, prometheus.CounterValue, float64(s.evictions.Load()), s.app)
 		ch <- prometheus.MustNewConstMetric(routesDesc, prometheus.GaugeValue, float64(len(hists)), s.app)
 	}
 }

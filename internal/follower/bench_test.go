@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 )
@@ -80,4 +81,28 @@ func TestNoAllocationPerLine(t *testing.T) {
 	})
 	require.Equal(t, 6*20000, lines)
 	require.Less(t, allocs, 40.0, "per-poll allocations must not grow with the number of lines")
+}
+
+// BenchmarkRotationSearch is the cost a rename rotation adds for the search
+// of files rotated out of sight (findSkipped): one directory listing and an
+// lstat per entry, here 52 rotated files (a year of weekly logs) and 20
+// unrelated ones, none of them a candidate.
+func BenchmarkRotationSearch(b *testing.B) {
+	dir := b.TempDir()
+	path := filepath.Join(dir, "app.log")
+	for i := 1; i <= 52; i++ {
+		require.NoError(b, os.WriteFile(fmt.Sprintf("%s.%d", path, i), []byte("old\n"), 0o644))
+	}
+	for i := range 20 {
+		require.NoError(b, os.WriteFile(filepath.Join(dir, fmt.Sprintf("other%d.log", i)), nil, 0o644))
+	}
+	require.NoError(b, os.WriteFile(path, []byte("x\n"), 0o644))
+	f, err := New(Options{Path: path}, func([]byte) {})
+	require.NoError(b, err)
+	defer func() { _ = f.Close() }()
+	since := time.Now().Add(time.Hour) // every file is older: none is read
+	b.ReportAllocs()
+	for b.Loop() {
+		f.findSkipped(since, time.Now(), fileID{})
+	}
 }

@@ -31,7 +31,9 @@
 //  1. Lstat the path (and Readlink/Stat it if it is a symlink). A different
 //     device/inode than the current file is a rotation; its reason is symlink
 //     when the link text changed, delete when the old file has no links left,
-//     rename otherwise. The old file moves to the draining list.
+//     rename otherwise. The old file moves to the draining list. When Path
+//     names a file not seen before, files rotated out of sight since the
+//     last poll are looked for (see Known bounds) and drained too.
 //  2. For the current file: a size below the read offset is a truncation; if
 //     the size or mtime changed since the last poll, the first bytes of the
 //     file and the bytes just before the read offset are re-read and compared
@@ -79,8 +81,18 @@
 //
 // # Known bounds
 //
-// Two rotations within one poll interval skip the intermediate file
-// entirely (it was never seen under the path). A file rotated while the
-// follower is stopped is not read. A partial line pending at shutdown is
-// dropped.
+// Two or more rotations within one poll interval leave a file that was never
+// named by the path at a poll (app.log → app.log.1 → app.log.2 while the
+// next app.log became app.log.1). When the path names a new file, the
+// follower lists the directory for rotated names of it (the base name, then
+// '.', '-' or '_' and a suffix with a digit) written since the last poll.
+// Files it is reading are skipped; files it has read (same inode and same
+// first bytes) and files that were there when it started are read only
+// past where it left them (or their size at start-up); the rest are drained
+// from offset 0, oldest first. A candidate that cannot be opened, or that only exists compressed (logrotate's compress without
+// delaycompress), is counted in Stats.MissedBytes and logged; a gzip copy of
+// a file already read is recognised and not counted. Not covered: rotated
+// files moved to another directory (logrotate's olddir) or deleted before
+// the poll, which leave no trace to count. A file rotated while the follower
+// is stopped is not read. A partial line pending at shutdown is dropped.
 package follower

@@ -85,6 +85,12 @@ type Stats struct {
 	// non-O_APPEND writer leaves after copytruncate), the discarded tails of
 	// oversized lines and the partial line skipped when starting mid-line.
 	DiscardedBytes uint64
+	// MissedBytes counts bytes of rotated files that held the log between
+	// two polls and could not be read: a file that could not be opened (its
+	// size), or one compressed before the follower saw it (the uncompressed
+	// size for gzip, else the compressed size). Such lines may be lost; they
+	// are counted so that the loss is never silent.
+	MissedBytes uint64
 	// BytesBehind is the current file's size minus the read offset at the
 	// end of the last poll (0 when no file is open).
 	BytesBehind int64
@@ -117,15 +123,24 @@ type Follower struct {
 	startID      fileID
 	startSize    int64
 
+	// known are files read and closed, newest last (see findSkipped), and
+	// the rotated files found before the first open (primed).
+	known      []knownFile
+	primed     bool
+	listFailed bool // the last directory listing for findSkipped failed (logged once)
+	// seenMod is the newest mtime of the current file at the end of a poll:
+	// a file written after it was written after that poll.
+	seenMod time.Time
+
 	missing  bool   // Path was absent at the last poll (for logging once)
 	errState string // error text of the last poll, for logging once per change
 	behind   int64
 
 	pub struct {
-		lines, bytes, discarded, oversized, readErrors atomic.Uint64
-		rotations                                      [NumRotationReasons]atomic.Uint64
-		behind                                         atomic.Int64
-		open                                           atomic.Bool
+		lines, bytes, discarded, oversized, readErrors, missed atomic.Uint64
+		rotations                                              [NumRotationReasons]atomic.Uint64
+		behind                                                 atomic.Int64
+		open                                                   atomic.Bool
 	}
 	errMu   sync.Mutex
 	lastErr string
@@ -287,6 +302,7 @@ func (f *Follower) Stats() Stats {
 		ReadErrors:     f.pub.readErrors.Load(),
 		OversizedLines: f.pub.oversized.Load(),
 		DiscardedBytes: f.pub.discarded.Load(),
+		MissedBytes:    f.pub.missed.Load(),
 		BytesBehind:    f.pub.behind.Load(),
 		Open:           f.pub.open.Load(),
 	}
@@ -306,6 +322,7 @@ func (f *Follower) publish() {
 	f.pub.discarded.Store(f.cnt.discarded)
 	f.pub.oversized.Store(f.cnt.oversized)
 	f.pub.readErrors.Store(f.cnt.readErrors)
+	f.pub.missed.Store(f.cnt.missed)
 	for i := range f.cnt.rotations {
 		f.pub.rotations[i].Store(f.cnt.rotations[i])
 	}
@@ -348,6 +365,7 @@ func (f *Follower) poll(ctx context.Context) error {
 		if err := s.f.Close(); err != nil {
 			fail(err)
 		}
+		f.remember(knownFile{id: s.id, off: s.off, head: s.head, headLen: s.headLen})
 		f.log.Debug("closed rotated file after grace", "offset", s.off)
 	}
 	clear(f.old[len(kept):])
@@ -363,6 +381,9 @@ func (f *Follower) poll(ctx context.Context) error {
 		} else {
 			s.lastSize, s.lastMod = fi.Size(), fi.ModTime()
 			f.behind = max(fi.Size()-s.off, 0)
+			if s.lastMod.After(f.seenMod) {
+				f.seenMod = s.lastMod
+			}
 		}
 	}
 	f.publish()
@@ -441,6 +462,15 @@ func (f *Follower) checkPath(ctx context.Context, now time.Time) error {
 	}
 	if !fi.Mode().IsRegular() {
 		return fmt.Errorf("%s is not a regular file (mode %v)", path, fi.Mode())
+	}
+	if !f.primed {
+		f.primed = true
+		f.primeKnown()
+	}
+	if !f.startPending && !f.seenMod.IsZero() {
+		// A file was followed before and Path names a new one: look for a
+		// file that held the log in between and was never seen.
+		f.findSkipped(f.seenMod, now, id)
 	}
 	return f.open(id, link)
 }
@@ -683,6 +713,9 @@ func (f *Follower) readCopy(ctx context.Context, s *stream) {
 		err = f.drain(ctx, c)
 		s.sp = c.sp
 		_ = cp.Close()
+		// The copy is a rotated file with a recent mtime: remember it so a
+		// later rename rotation does not take it for a skipped file.
+		f.remember(knownFile{id: c.id, off: c.off, head: c.head, headLen: c.headLen})
 		f.log.Info("read the end of a truncated log from its copytruncate copy",
 			"copy", filepath.Join(dir, name), "bytes", c.off-start, "err", err)
 		return

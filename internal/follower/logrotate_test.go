@@ -22,8 +22,9 @@ func TestRealLogrotate(t *testing.T) {
 		t.Helper()
 		dir := filepath.Dir(path)
 		conf := filepath.Join(dir, "logrotate.conf")
+		// mode comes last so that it can override nocompress.
 		require.NoError(t, os.WriteFile(conf, fmt.Appendf(nil,
-			"%s {\n  rotate 5\n  %s\n  missingok\n  nocompress\n}\n", path, mode), 0o644))
+			"%s {\n  rotate 5\n  missingok\n  nocompress\n  %s\n}\n", path, mode), 0o644))
 		out, err := exec.Command(bin, "-f", "-s", filepath.Join(dir, "logrotate.state"), conf).CombinedOutput()
 		require.NoError(t, err, "logrotate: %s", out)
 	}
@@ -89,4 +90,43 @@ func TestRealLogrotate(t *testing.T) {
 		require.Equal(t, want, got)
 		require.Equal(t, wantRotations(0, 3, 0, 0), rotations(h.f.Stats()))
 	})
+	// Issue 9 item 7 with the real binary: two logrotate runs between two
+	// polls, the writer reopening after each (USR1). Without compression the
+	// intermediate file is drained; with compress (and no delaycompress) it
+	// exists only as app.log.1.gz, and exactly its bytes are counted as
+	// missed, while app.log.2.gz, the compressed copy of the file the
+	// follower was reading, is not.
+	for _, compress := range []bool{false, true} {
+		mode, name := "create", "twice in one poll, nocompress"
+		if compress {
+			mode, name = "create\n  compress", "twice in one poll, compress"
+		}
+		t.Run(name, func(t *testing.T) {
+			path := tempLog(t)
+			appendFile(t, path, "")
+			h := newHarness(t, path, nil)
+			h.poll()
+			var want, got []string
+			appendFile(t, path, text(seq("a", 0, 100)))
+			got = append(got, h.poll()...)
+			appendFile(t, path, text(seq("a", 100, 150)))
+			want = append(want, seq("a", 0, 150)...)
+			rotate(t, path, mode)
+			b := text(seq("b", 0, 1000))
+			appendFile(t, path, b)
+			if !compress {
+				want = append(want, seq("b", 0, 1000)...)
+			}
+			rotate(t, path, mode)
+			appendFile(t, path, text(seq("c", 0, 10)))
+			want = append(want, seq("c", 0, 10)...)
+			got = append(got, h.poll()...)
+			require.Equal(t, want, got)
+			if compress {
+				require.Equal(t, uint64(len(b)), h.f.Stats().MissedBytes)
+			} else {
+				require.Zero(t, h.f.Stats().MissedBytes)
+			}
+		})
+	}
 }

@@ -146,4 +146,54 @@ func TestPermissionDenied(t *testing.T) {
 		require.Empty(t, h.f.Stats().LastError)
 		require.Equal(t, 1, h.logs.count("level=WARN"))
 	})
+	t.Run("intermediate file of two rotations in one poll unreadable", func(t *testing.T) {
+		path := tempLog(t)
+		appendFile(t, path, "")
+		h := newHarness(t, path, nil)
+		h.poll()
+		dropFileCapabilities(t)
+
+		b := text(seq("b", 0, 50))
+		require.NoError(t, os.Rename(path, path+".1"))
+		appendFile(t, path, b)
+		require.NoError(t, os.Chmod(path, 0))
+		require.NoError(t, os.Rename(path+".1", path+".2"))
+		require.NoError(t, os.Rename(path, path+".1"))
+		appendFile(t, path, "c\n")
+		_, err := os.Open(path + ".1")
+		requireDenied(t, err)
+
+		require.Equal(t, []string{"c"}, h.poll())
+		// Another rotation: the unreadable file is a candidate again (its
+		// mtime may equal the last one seen) but is not counted again.
+		require.NoError(t, os.Rename(path+".1", path+".2"))
+		require.NoError(t, os.Rename(path, path+".1"))
+		appendFile(t, path, "d\n")
+		require.Equal(t, []string{"d"}, h.poll())
+		require.Equal(t, uint64(len(b)), h.f.Stats().MissedBytes, "counted once, with its size")
+		require.Equal(t, 1, h.logs.count("may be lost"))
+	})
+	t.Run("directory not listable at two rotations in one poll", func(t *testing.T) {
+		dir := filepath.Join(t.TempDir(), "logs")
+		require.NoError(t, os.Mkdir(dir, 0o755))
+		path := filepath.Join(dir, "app.log")
+		appendFile(t, path, "")
+		h := newHarness(t, path, nil)
+		h.poll()
+		dropFileCapabilities(t)
+
+		appendFile(t, path, "a\n")
+		require.NoError(t, os.Rename(path, path+".1"))
+		appendFile(t, path, "b\n")
+		require.NoError(t, os.Rename(path+".1", path+".2"))
+		require.NoError(t, os.Rename(path, path+".1"))
+		appendFile(t, path, "c\n")
+		require.NoError(t, os.Chmod(dir, 0o311)) // search, no read
+		t.Cleanup(func() { _ = os.Chmod(dir, 0o755) })
+		_, err := os.ReadDir(dir)
+		requireDenied(t, err)
+
+		require.Equal(t, []string{"a", "c"}, h.poll(), "the open and the new file are read")
+		require.Equal(t, 1, h.logs.count("cannot list the log directory"), "the possible loss is logged")
+	})
 }

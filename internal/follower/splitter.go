@@ -10,8 +10,8 @@ import (
 // copies them into atomics once per read block so that Stats stays cheap and
 // the per-line path does no atomic writes.
 type counters struct {
-	lines, bytes, discarded, oversized, readErrors uint64
-	rotations                                      [NumRotationReasons]uint64
+	lines, bytes, discarded, oversized, readErrors, missed uint64
+	rotations                                              [NumRotationReasons]uint64
 }
 
 // utf8BOM is stripped from the first line of a file read from offset 0.

@@ -164,6 +164,184 @@ func templatedPath(dst []byte, k int, r *rng) []byte {
 	}
 }
 
+// Mix chooses the request paths of a corpus.
+type Mix int
+
+const (
+	// MixDefault is the benchmark corpus: 12 fixed endpoints and 9 shapes
+	// with ids, which collapse into 29 routes.
+	MixDefault Mix = iota
+	// MixSite is a web site as a route table meets it: the 46 route
+	// templates of SiteRoutes, about a quarter of the paths numbered or hashed
+	// asset files (/static/img/43380.png, /static/css/app.93266.css,
+	// /static/js/vendor-BfG7c2Xa.js), API routes far heavier than any
+	// single asset.
+	MixSite
+)
+
+// ParseMix returns the Mix named by s: "default" or "site".
+func ParseMix(s string) (Mix, error) {
+	switch s {
+	case "default", "":
+		return MixDefault, nil
+	case "site":
+		return MixSite, nil
+	}
+	return 0, fmt.Errorf("corpus: unknown mix %q (want default or site)", s)
+}
+
+// siteTemplate is one route of MixSite: the template a route table should
+// reduce its paths to, how often paths of it are drawn, and how path k of it
+// is written (k makes each path distinct).
+type siteTemplate struct {
+	route  string
+	weight int
+	path   func(dst []byte, k int) []byte
+}
+
+func fixed(p string) func([]byte, int) []byte {
+	return func(dst []byte, _ int) []byte { return append(dst, p...) }
+}
+
+// idPath writes prefix, k in decimal, suffix.
+func idPath(prefix, suffix string) func([]byte, int) []byte {
+	return func(dst []byte, k int) []byte {
+		dst = strconv.AppendInt(append(dst, prefix...), int64(k), 10)
+		return append(dst, suffix...)
+	}
+}
+
+// hexPath writes prefix, a hex hash of k of the given width, suffix.
+func hexPath(prefix string, width int, suffix string) func([]byte, int) []byte {
+	return func(dst []byte, k int) []byte {
+		h := (uint64(k)*0x9e3779b97f4a7c15 + 0x1234567) >> (64 - 4*width)
+		// The first digit is 1-9: no leading zero to drop, and a digit, so
+		// that it is a hash and not a word.
+		h = h&^(0xf<<(4*(width-1))) | uint64(1+k%9)<<(4*(width-1))
+		dst = strconv.AppendUint(append(dst, prefix...), h, 16)
+		return append(dst, suffix...)
+	}
+}
+
+const b64url = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+
+// b64Path writes prefix, an 8-character base64url-like hash of k (Vite's
+// asset names) with an upper-case and a lower-case letter and a digit,
+// suffix. Two k may give the same name; MixSite promises no exact count.
+func b64Path(prefix, suffix string) func([]byte, int) []byte {
+	return func(dst []byte, k int) []byte {
+		dst = append(dst, prefix...)
+		h := uint64(k)*0xd1b54a32d192ed03 + 99
+		dst = append(dst, b64url[h%26], b64url[26+(h>>5)%26], b64url[52+(h>>10)%10])
+		for i := 0; i < 5; i++ {
+			dst = append(dst, b64url[(h>>(15+6*i))%62])
+		}
+		return append(dst, suffix...)
+	}
+}
+
+// SiteRoutes returns the 46 route templates of MixSite, in the order of the
+// generator's table: a route table that normalises MixSite perfectly ends up
+// with exactly these.
+func SiteRoutes() []string {
+	out := make([]string, len(site))
+	for i, t := range site {
+		out[i] = t.route
+	}
+	return out
+}
+
+// site is MixSite's table: fixed endpoints first (each path of them is the
+// same), then templates with ids. Weights are per path drawn; fixed
+// endpoints also get the skew of the path pool towards its first entries.
+var site = []siteTemplate{
+	{"/", 0, fixed("/")},
+	{"/health", 0, fixed("/health")},
+	{"/healthz", 0, fixed("/healthz")},
+	{"/metrics", 0, fixed("/metrics")},
+	{"/login", 0, fixed("/login")},
+	{"/logout", 0, fixed("/logout")},
+	{"/api/v1/users/me", 0, fixed("/api/v1/users/me")},
+	{"/api/v1/search", 0, fixed("/api/v1/search")},
+	{"/favicon.ico", 0, fixed("/favicon.ico")},
+	{"/robots.txt", 0, fixed("/robots.txt")},
+	{"/api/v1/orders", 0, fixed("/api/v1/orders")},
+	{"/api/v1/products", 0, fixed("/api/v1/products")},
+	{"/api/v1/cart", 0, fixed("/api/v1/cart")},
+	{"/sitemap.xml", 0, fixed("/sitemap.xml")},
+
+	{"/api/v1/users/:id", 60, idPath("/api/v1/users/", "")},
+	{"/api/v1/users/:id/orders", 40, idPath("/api/v1/users/", "/orders")},
+	{"/api/v1/users/:id/avatar", 15, idPath("/api/v1/users/", "/avatar")},
+	{"/api/v1/orders/:id", 50, idPath("/api/v1/orders/", "")},
+	{"/api/v1/orders/:id/items/:id", 30, func(dst []byte, k int) []byte {
+		return strconv.AppendInt(idPath("/api/v1/orders/", "/items/")(dst, k), int64(k%40+1), 10)
+	}},
+	{"/api/v1/orders/:id/refunds", 6, idPath("/api/v1/orders/", "/refunds")},
+	{"/api/v2/products/:id", 80, idPath("/api/v2/products/", "")},
+	{"/api/v2/products/:id/reviews", 25, idPath("/api/v2/products/", "/reviews")},
+	{"/api/v1/products/:id/stock", 20, idPath("/api/v1/products/", "/stock")},
+	{"/api/v1/categories/:id/products", 20, idPath("/api/v1/categories/", "/products")},
+	{"/api/v1/sessions/:id", 25, hexPath("/api/v1/sessions/", 16, "")},
+	{"/accounts/:id", 15, idPath("/accounts/", "")},
+	{"/accounts/:id/settings", 5, idPath("/accounts/", "/settings")},
+	{"/api/v1/invoices/:id/pdf", 8, idPath("/api/v1/invoices/", "/pdf")},
+	{"/api/v1/shipments/:id/track", 10, idPath("/api/v1/shipments/", "/track")},
+	{"/api/v1/webhooks/:id/deliveries", 3, idPath("/api/v1/webhooks/", "/deliveries")},
+	{"/api/v1/notifications/:id/read", 8, idPath("/api/v1/notifications/", "/read")},
+	{"/api/v1/events/:id", 6, idPath("/api/v1/events/", "")},
+	{"/api/v1/files/:id/download", 4, func(dst []byte, k int) []byte {
+		dst = append(dst, "/api/v1/files/"...)
+		dst = fmt.Appendf(dst, "%08x-%04x-4%03x-a%03x-%012x", uint32(k)*2654435761, k&0xffff, k&0xfff, (k>>3)&0xfff, uint64(k)*0x9e3779b97f4a7c15>>16)
+		return append(dst, "/download"...)
+	}},
+	{"/static/img/:id.png", 30, idPath("/static/img/", ".png")},
+	{"/static/img/thumbs/:id_thumb.jpg", 15, idPath("/static/img/thumbs/", "_thumb.jpg")},
+	{"/static/css/app.:id.css", 12, idPath("/static/css/app.", ".css")},
+	{"/static/css/vendor.:id.css", 6, hexPath("/static/css/vendor.", 6, ".css")},
+	{"/static/js/chunk-:id.js", 20, hexPath("/static/js/chunk-", 8, ".js")},
+	{"/static/js/app.:id.js", 10, hexPath("/static/js/app.", 10, ".js")},
+	{"/static/js/vendor-:id.js", 8, b64Path("/static/js/vendor-", ".js")},
+	{"/static/fonts/inter-:id.woff2", 5, hexPath("/static/fonts/inter-", 7, ".woff2")},
+	{"/media/products/:id/:id.jpg", 25, func(dst []byte, k int) []byte {
+		return append(strconv.AppendInt(idPath("/media/products/", "/")(dst, k/7), int64(k), 10), ".jpg"...)
+	}},
+	{"/media/avatars/:id.webp", 10, idPath("/media/avatars/", ".webp")},
+	{"/images/products/:id/thumb_320x240.jpg", 12, idPath("/images/products/", "/thumb_320x240.jpg")},
+	{"/downloads/report-:id.pdf", 3, idPath("/downloads/report-", ".pdf")},
+	{"/api/v1/coupons/:id/redeem", 4, idPath("/api/v1/coupons/", "/redeem")},
+}
+
+// siteFixed is the number of fixed endpoints at the start of site.
+var siteFixed, siteTotal = func() (int, int) {
+	n, total := 0, 0
+	for _, t := range site {
+		if t.weight == 0 {
+			n++
+		}
+		total += t.weight
+	}
+	return n, total
+}()
+
+// sitePath returns path k of MixSite: the fixed endpoints for the first k,
+// then a template drawn by weight (from k alone, so the pool is the same
+// for every seed) with k as its id.
+func sitePath(dst []byte, k int) []byte {
+	if k < siteFixed {
+		return site[k].path(dst, k)
+	}
+	r := &rng{s: uint64(k) * 0xd1b54a32d192ed03}
+	x := r.intn(siteTotal)
+	for _, t := range site[siteFixed:] {
+		if x < t.weight {
+			return t.path(dst, k)
+		}
+		x -= t.weight
+	}
+	return site[len(site)-1].path(dst, k)
+}
+
 type status struct {
 	code      int
 	errHandle bool // a handle_error line: 0 bytes, "-" agent and referer
@@ -222,11 +400,22 @@ func appendEscaped(dst []byte, s string) []byte {
 	return dst
 }
 
-// Generate writes n lines in Format to w. The same (n, seed, distinctPaths)
-// always produce the same bytes. Exactly min(n, distinctPaths) distinct
-// %(r)s paths (query strings excluded) occur, spread over the whole output,
-// with a skew towards the first paths of the pool.
+// Generate writes n lines in Format to w with the MixDefault paths. The same
+// (n, seed, distinctPaths) always produce the same bytes. Exactly
+// min(n, distinctPaths) distinct %(r)s paths (query strings excluded) occur,
+// spread over the whole output, with a skew towards the first paths of the
+// pool.
 func Generate(w io.Writer, n int, seed int64, distinctPaths int) error {
+	return GenerateMix(w, n, seed, distinctPaths, MixDefault)
+}
+
+// GenerateMix is Generate with the paths of mix. For MixSite, at most
+// min(n, distinctPaths) distinct paths occur (the 14 fixed endpoints can
+// only occur once each).
+func GenerateMix(w io.Writer, n int, seed int64, distinctPaths int, mix Mix) error {
+	if mix != MixDefault && mix != MixSite {
+		return fmt.Errorf("corpus: unknown mix %d", mix)
+	}
 	if n < 0 {
 		return errors.New("corpus: negative line count")
 	}
@@ -240,7 +429,9 @@ func Generate(w io.Writer, n int, seed int64, distinctPaths int) error {
 	pool := make([][]byte, distinctPaths)
 	pathOf := func(k int) []byte {
 		if pool[k] == nil {
-			if k < len(fixedPaths) {
+			if mix == MixSite {
+				pool[k] = sitePath(nil, k)
+			} else if k < len(fixedPaths) {
 				pool[k] = []byte(fixedPaths[k])
 			} else {
 				pr := &rng{s: uint64(k) * 0xd1b54a32d192ed03}

@@ -6,12 +6,14 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"io"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/gunicorn-reflex/gunicorn-reflex/internal/accesslog"
 	"github.com/gunicorn-reflex/gunicorn-reflex/internal/accesslog/corpus"
+	"github.com/gunicorn-reflex/gunicorn-reflex/internal/routes"
 )
 
 func generate(t *testing.T, n int, seed int64, paths int) []byte {
@@ -130,3 +132,44 @@ func TestGenerateErrors(t *testing.T) {
 type failWriter struct{}
 
 func (failWriter) Write([]byte) (int, error) { return 0, io.ErrShortWrite }
+
+// MixSite is the route-table corpus of issue 9: 46 templates, 10,000
+// distinct paths of which a large share are numbered or hashed asset files,
+// and every path collapses into its template under the default normaliser.
+func TestSiteMix(t *testing.T) {
+	routesList := corpus.SiteRoutes()
+	require.Len(t, routesList, 46)
+	templates := map[string]bool{}
+	for _, r := range routesList {
+		templates[r] = true
+	}
+	require.Len(t, templates, 46, "distinct templates")
+
+	var buf bytes.Buffer
+	require.NoError(t, corpus.GenerateMix(&buf, 100000, 1, 10000, corpus.MixSite))
+	paths, _, n := distinctPaths(t, buf.Bytes())
+	require.Equal(t, 100000, n)
+	require.InDelta(t, 10000, len(paths), 20, "distinct paths")
+	assets, seen := 0, map[string]bool{}
+	for p := range paths {
+		r := string(routes.Normalize(nil, []byte(p)))
+		require.True(t, templates[r], "path %q normalises to %q, not a template", p, r)
+		seen[r] = true
+		if strings.HasPrefix(p, "/static/") || strings.HasPrefix(p, "/media/") {
+			assets++
+		}
+	}
+	require.Len(t, seen, 46, "every template occurs")
+	require.Greater(t, assets, len(paths)/5, "asset files are a large share of the paths")
+
+	var again bytes.Buffer
+	require.NoError(t, corpus.GenerateMix(&again, 100000, 1, 10000, corpus.MixSite))
+	require.Equal(t, sum(buf.Bytes()), sum(again.Bytes()), "deterministic")
+
+	_, err := corpus.ParseMix("nope")
+	require.Error(t, err)
+	m, err := corpus.ParseMix("site")
+	require.NoError(t, err)
+	require.Equal(t, corpus.MixSite, m)
+	require.Error(t, corpus.GenerateMix(io.Discard, 1, 1, 1, corpus.Mix(7)))
+}

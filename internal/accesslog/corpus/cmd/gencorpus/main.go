@@ -22,6 +22,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	seed := fs.Int64("seed", 1, "random seed; the same seed gives byte-identical output")
 	paths := fs.Int("paths", 5000, "number of distinct request paths")
 	out := fs.String("o", "-", "output file, - for stdout")
+	mixName := fs.String("mix", "default", "path mix: default (the benchmark corpus) or site (46 route templates with numbered and hashed asset files)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -29,8 +30,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 		_, _ = fmt.Fprintln(stderr, "gencorpus:", err)
 		return 1
 	}
+	mix, err := corpus.ParseMix(*mixName)
+	if err != nil {
+		return fail(err)
+	}
 	if *out == "-" {
-		if err := corpus.Generate(stdout, *n, *seed, *paths); err != nil {
+		if err := corpus.GenerateMix(stdout, *n, *seed, *paths, mix); err != nil {
 			return fail(err)
 		}
 		return 0
@@ -39,7 +44,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return fail(err)
 	}
-	if err := corpus.Generate(f, *n, *seed, *paths); err != nil {
+	if err := corpus.GenerateMix(f, *n, *seed, *paths, mix); err != nil {
 		_ = f.Close()
 		return fail(err)
 	}

@@ -29,3 +29,12 @@ func TestRun(t *testing.T) {
 	require.Equal(t, 1, run([]string{"-paths", "0"}, &stdout, &stderr))
 	require.Equal(t, 1, run([]string{"-o", filepath.Join(t.TempDir(), "no", "such", "dir")}, &stdout, &stderr))
 }
+
+func TestRunSiteMix(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	require.Equal(t, 0, run([]string{"-n", "50", "-paths", "20", "-mix", "site"}, &stdout, &stderr), stderr.String())
+	var want bytes.Buffer
+	require.NoError(t, corpus.GenerateMix(&want, 50, 1, 20, corpus.MixSite))
+	require.Equal(t, want.Bytes(), stdout.Bytes())
+	require.Equal(t, 1, run([]string{"-mix", "bogus"}, &stdout, &stderr))
+}
