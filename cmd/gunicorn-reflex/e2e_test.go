@@ -156,10 +156,12 @@ logs:
 		return fmt.Sprintf("%d boots where the test caused %d", got, want.boots)
 	}
 
-	m := exp.WaitValue(t, 20*time.Second, float64(want.boots), "gunicorn_worker_boots_total", "app", "e2e")
+	// Each wait fails the test on timeout; the last scrape is checked in
+	// full below.
+	exp.WaitValue(t, 20*time.Second, float64(want.boots), "gunicorn_worker_boots_total", "app", "e2e")
 	// Pending exits are committed a few seconds after their last line.
-	m = exp.WaitValue(t, 20*time.Second, float64(want.reloadExits), "gunicorn_worker_exits_total", "app", "e2e", "cause", "reload")
-	m = exp.WaitValue(t, 20*time.Second, float64(want.timeouts), "gunicorn_worker_exits_total", "app", "e2e", "cause", "timeout")
+	exp.WaitValue(t, 20*time.Second, float64(want.reloadExits), "gunicorn_worker_exits_total", "app", "e2e", "cause", "reload")
+	m := exp.WaitValue(t, 20*time.Second, float64(want.timeouts), "gunicorn_worker_exits_total", "app", "e2e", "cause", "timeout")
 
 	expect := []struct {
 		name   string

@@ -68,7 +68,7 @@ func TestReload(t *testing.T) {
 
 	write("apps:\n  - name: two\n    error_log: " + filepath.Join(dir, "two.log") + "\n")
 	require.NoError(t, exp.Signal(syscall.SIGHUP))
-	m = exp.WaitValue(t, 5*time.Second, 1, "reflex_config_last_reload_successful")
+	exp.WaitValue(t, 5*time.Second, 1, "reflex_config_last_reload_successful")
 	m = exp.WaitValue(t, 5*time.Second, 0, "gunicorn_worker_timeouts_total", "app", "two")
 	_, oneLeft := m.Value("gunicorn_worker_timeouts_total", "app", "one")
 	require.False(t, oneLeft, "an app removed from the config is no longer exported")

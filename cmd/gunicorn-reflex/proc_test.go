@@ -31,6 +31,8 @@ func TestProcStateBusyIdle(t *testing.T) {
 	start := time.Now()
 	exp.WaitValue(t, 6*time.Second, 2, "gunicorn_workers_by_activity", "app", "procapp", "activity", "busy")
 	m = exp.WaitValue(t, 6*time.Second, 1, "gunicorn_workers_by_activity", "app", "procapp", "activity", "idle")
+	busy, _ := m.Value("gunicorn_workers_by_activity", "app", "procapp", "activity", "busy")
+	require.Equal(t, 2.0, busy, "the sample with one idle worker shows the other two busy")
 	time.Sleep(3 * time.Second)
 	m = exp.Scrape(t)
 	age, _ := m.Value("gunicorn_worker_heartbeat_age_max_seconds", "app", "procapp")

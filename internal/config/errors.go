@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"strconv"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
@@ -62,19 +63,25 @@ func yamlError(err error) *Error {
 	var te *yaml.TypeError
 	if errors.As(err, &te) && len(te.Errors) > 0 {
 		if m := yamlLineRE.FindStringSubmatch(te.Errors[0]); m != nil {
-			var line int
-			fmt.Sscanf(m[1], "%d", &line)
-			return &Error{Line: line, Msg: m[2]}
+			return &Error{Line: yamlLine(m[1]), Msg: m[2]}
 		}
 		return &Error{Msg: te.Errors[0]}
 	}
 	msg := strings.TrimPrefix(err.Error(), "yaml: ")
 	if m := yamlLineRE.FindStringSubmatch(msg); m != nil {
-		var line int
-		fmt.Sscanf(m[1], "%d", &line)
-		return &Error{Line: line, Msg: m[2]}
+		return &Error{Line: yamlLine(m[1]), Msg: m[2]}
 	}
 	return &Error{Msg: msg}
+}
+
+// yamlLine parses the digits yamlLineRE matched; a number too large for an
+// int is no usable line, so it is 0 (unknown), as for no number at all.
+func yamlLine(digits string) int {
+	line, err := strconv.Atoi(digits)
+	if err != nil {
+		return 0
+	}
+	return line
 }
 
 // lineOf finds the line of a dotted field path such as "apps[1].name" in the
@@ -92,7 +99,11 @@ func lineOf(root *yaml.Node, field string) int {
 		key, idx := part, -1
 		if open := strings.IndexByte(part, '['); open >= 0 {
 			key = part[:open]
-			fmt.Sscanf(part[open:], "[%d]", &idx)
+			// The paths come from this package's own validation; an index
+			// that does not parse is treated as none (the key's line).
+			if _, err := fmt.Sscanf(part[open:], "[%d]", &idx); err != nil {
+				idx = -1
+			}
 		}
 		next, keyLine := mapValue(n, key)
 		if next == nil {

@@ -259,7 +259,7 @@ func FuzzParseInvocation(f *testing.F) {
 	} {
 		f.Add(s)
 	}
-	f.Fuzz(func(t *testing.T, s string) {
+	f.Fuzz(func(_ *testing.T, s string) {
 		inv, ok := parseInvocation(strings.Split(s, "\x00"))
 		if ok && !inv.Titled {
 			parseOptions(inv.Args)
@@ -315,5 +315,5 @@ func FuzzSanitizeName(f *testing.F) {
 
 func FuzzSplitShell(f *testing.F) {
 	f.Add(`--a 'b c' "d\"e" f\ g`)
-	f.Fuzz(func(t *testing.T, s string) { splitShell(s) })
+	f.Fuzz(func(_ *testing.T, s string) { splitShell(s) })
 }

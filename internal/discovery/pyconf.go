@@ -80,9 +80,10 @@ func depth(s string) int {
 		ch := s[i]
 		switch {
 		case q != 0:
-			if ch == '\\' {
+			switch ch {
+			case '\\':
 				i++
-			} else if ch == q {
+			case q:
 				q = 0
 			}
 		case ch == '\'' || ch == '"':

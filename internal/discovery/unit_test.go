@@ -109,14 +109,14 @@ func TestParseConfigDump(t *testing.T) {
 func FuzzParseConfigDump(f *testing.F) {
 	f.Add([]byte("[x] [1] [DEBUG] Current configuration:\n  timeout: 3\n"), 1)
 	f.Add([]byte("[x] [1] [DEBUG] Current configuration:\n  timeout: None\n  : \n"), 1)
-	f.Fuzz(func(t *testing.T, b []byte, pid int) {
+	f.Fuzz(func(_ *testing.T, b []byte, pid int) {
 		_, _ = parseConfigDump(b, pid)
 	})
 }
 
 func FuzzReadUnitLines(f *testing.F) {
 	f.Add([]byte("[Service]\nExecStart=/usr/bin/gunicorn \\\n -t 3 app\nEnvironment=A=1 'B=2 3'\n"))
-	f.Fuzz(func(t *testing.T, b []byte) {
+	f.Fuzz(func(_ *testing.T, b []byte) {
 		var u unitInfo
 		u.Env = map[string]string{}
 		u.apply(b, specifiers{unit: "a@b.service", prefix: "a", instance: "b"})

@@ -359,7 +359,7 @@ func TestCopytruncateRegrow(t *testing.T) {
 		{"regrow to exactly the old size", 100, func(oldSize int) string {
 			return text(seq("new", 0, 100))[:oldSize-1] + "\n"
 		}},
-		{"same first bytes, different bytes before the offset", 100, func(oldSize int) string {
+		{"same first bytes, different bytes before the offset", 100, func(int) string {
 			// Only the tail fingerprint can tell: the new content starts with
 			// the old file's first 300 bytes (say, an identical banner).
 			old := text(seq("old", 0, 100))
@@ -692,8 +692,8 @@ func TestBlockingHandlerShutdown(t *testing.T) {
 	cancel()
 	_ = f.Stats() // Stats does not wait for the blocked handler
 	select {
-	case <-done:
-		t.Fatal("Run returned while the handler was still running")
+	case err := <-done:
+		t.Fatalf("Run returned (%v) while the handler was still running", err)
 	default:
 	}
 	close(release)

@@ -6,17 +6,17 @@ package follower
 type RotationReason int
 
 const (
-	// RotationRename: the path now names another file and the old one still
+	// RotationRename means the path now names another file and the old one still
 	// has a name (logrotate's default "create" mode, Gunicorn's rename + USR1).
 	RotationRename RotationReason = iota
-	// RotationTruncate: the file was truncated in place (logrotate
+	// RotationTruncate means the file was truncated in place (logrotate
 	// copytruncate), detected by size below the read offset or by changed
 	// bytes before the offset.
 	RotationTruncate
-	// RotationDeleteRecreate: the file was unlinked (it has no name left);
+	// RotationDeleteRecreate means the file was unlinked (it has no name left);
 	// reading resumes when the path exists again.
 	RotationDeleteRecreate
-	// RotationSymlink: the path is a symlink that now points elsewhere.
+	// RotationSymlink means the path is a symlink that now points elsewhere.
 	RotationSymlink
 
 	// NumRotationReasons is the number of RotationReason values.

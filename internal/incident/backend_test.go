@@ -59,7 +59,7 @@ type linkerLog struct {
 	asked    []int
 }
 
-func (l *linkerLog) link(ctx context.Context, addr string, port int) (string, pgmon.BackendInfo, bool) {
+func (l *linkerLog) link(ctx context.Context, _ string, port int) (string, pgmon.BackendInfo, bool) {
 	l.asked = append(l.asked, port)
 	if _, ok := ctx.Deadline(); !ok {
 		panic("link without a deadline")

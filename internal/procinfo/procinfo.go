@@ -173,7 +173,7 @@ func (fs FS) identify(pid int) (Identity, byte, error) {
 			return id, state, err
 		}
 		if attempt >= identifyAttempts {
-			return Identity{}, state, fmt.Errorf("%w (%v after %d reads)", ErrStarting, err, attempt)
+			return Identity{}, state, fmt.Errorf("%w (%w after %d reads)", ErrStarting, err, attempt)
 		}
 		if fs.settle != nil {
 			fs.settle(attempt)

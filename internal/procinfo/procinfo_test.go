@@ -1,6 +1,7 @@
 package procinfo
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -202,7 +203,7 @@ func TestVerify(t *testing.T) {
 			}
 			require.ErrorIs(t, err, tc.want)
 			for _, other := range []error{ErrGone, ErrPIDReused, ErrPermission, ErrRefused} {
-				if other != tc.want {
+				if !errors.Is(other, tc.want) {
 					require.NotErrorIs(t, err, other)
 				}
 			}

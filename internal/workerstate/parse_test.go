@@ -132,7 +132,7 @@ func FuzzParseSyscall(f *testing.F) {
 	} {
 		f.Add(s)
 	}
-	f.Fuzz(func(t *testing.T, s string) {
+	f.Fuzz(func(_ *testing.T, s string) {
 		st, err := parseSyscall(s)
 		if err != nil {
 			return

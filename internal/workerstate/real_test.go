@@ -3,7 +3,6 @@ package workerstate
 import (
 	"fmt"
 	"net"
-	"os"
 	"strconv"
 	"strings"
 	"syscall"
@@ -96,11 +95,6 @@ func describe(st AppState) string {
 		fmt.Fprintf(&b, " {stuck %d %s peer=%s lport=%d pg=%v}", s.PID, s.Kind, s.Peer, s.LocalPort, s.PeerIsPostgres)
 	}
 	return b.String()
-}
-
-func readFile(p string) string {
-	b, _ := os.ReadFile(p)
-	return string(b)
 }
 
 func TestRealBusyIdle(t *testing.T) {
