@@ -123,6 +123,9 @@ scrape_timeout_offset: 100ms
 	// A busy worker while the queries run, so the busy series are not all 0.
 	busy := g.GetAsync("/sleep?s=1")
 	defer func() { <-busy }()
+	// The replacement workers have been sampled out of "booting" (every 2 s)
+	// and the busy ratio recorded from that sample.
+	prom.waitSeries(t, fmt.Sprintf(`app:gunicorn_workers_busy:ratio{app=%q}`, liveApp))
 
 	// (c) The timeout alert fires with the labels the receiver keys on.
 	alert := prom.waitFiring(t, "GunicornWorkerTimeouts", 30*time.Second)
@@ -196,20 +199,27 @@ scrape_timeout_offset: 100ms
 
 	// (a) Everything parses in Prometheus; the Gunicorn rows' queries
 	// return series.
-	subst := strings.NewReplacer("$__rate_interval", "5s", "$job", "gunicorn-reflex", "$instance", target,
+	subst := strings.NewReplacer("$__rate_interval", "10s", "$job", "gunicorn-reflex", "$instance", target,
 		"$app", liveApp, "$target", "main|pool")
 	for _, r := range rules {
 		prom.query(t, r.Expr)
 	}
 	gunicornRows := map[string]bool{"Timeouts and exits": true, "Workers": true, "Requests and latency": true, "Memory and CPU": true, "Logs followed": true}
 	for _, q := range queries {
-		var res []json.RawMessage
-		if strings.HasPrefix(q.where, "annotation ") {
-			// An annotation marks events: it has series where they
-			// happened, during the test.
-			res = prom.queryRange(t, subst.Replace(q.expr), start, time.Now())
-		} else {
-			res = prom.query(t, subst.Replace(q.expr))
+		run := func() []json.RawMessage {
+			if strings.HasPrefix(q.where, "annotation ") {
+				// An annotation marks events: it has series where
+				// they happened, during the test.
+				return prom.queryRange(t, subst.Replace(q.expr), start, time.Now())
+			}
+			return prom.query(t, subst.Replace(q.expr))
+		}
+		res := run()
+		// On a loaded machine a scrape can miss its 1 s timeout, and its
+		// staleness markers empty every instant query for a second: poll.
+		for deadline := time.Now().Add(15 * time.Second); len(res) == 0 && time.Now().Before(deadline); {
+			time.Sleep(500 * time.Millisecond)
+			res = run()
 		}
 		if q.row == "" || gunicornRows[q.row] {
 			require.NotEmpty(t, res, "%s (%s): no series for %s", q.where, q.row, subst.Replace(q.expr))

@@ -40,6 +40,8 @@ type rule struct {
 	Labels      map[string]string `yaml:"labels"`
 	Annotations map[string]string `yaml:"annotations"`
 	file        string
+	group       string
+	index       int // position in the group
 }
 
 // ruleFiles returns the shipped rule files, sorted.
@@ -64,8 +66,8 @@ func loadRules(t testing.TB) []rule {
 		dec.KnownFields(true)
 		require.NoError(t, dec.Decode(&rf), f)
 		for _, g := range rf.Groups {
-			for _, r := range g.Rules {
-				r.file = f
+			for i, r := range g.Rules {
+				r.file, r.group, r.index = f, g.Name, i
 				all = append(all, r)
 			}
 		}
@@ -121,6 +123,7 @@ var (
 	camelCase  = regexp.MustCompile(`^[A-Z][a-z0-9]+(?:[A-Z][a-z0-9]*)*$`)
 	recordName = regexp.MustCompile(`^[a-z][a-z0-9_]*:[a-z][a-z0-9_]*:[a-z0-9_]+$`)
 	headingRe  = regexp.MustCompile(`(?m)^##+ (\S+)\s*$`)
+	stateExpr  = regexp.MustCompile(`== [01]\s*$`)
 )
 
 // TestRuleConventions checks what every shipped rule promises: names,
@@ -133,8 +136,33 @@ func TestRuleConventions(t *testing.T) {
 	for _, m := range headingRe.FindAllStringSubmatch(string(runbook), -1) {
 		sections[strings.ToLower(m[1])] = true
 	}
+	rules := loadRules(t)
+	records := map[string]rule{}
+	for _, r := range rules {
+		if r.Record != "" {
+			records[r.Record] = r
+		}
+	}
 	seen := map[string]bool{}
-	for _, r := range loadRules(t) {
+	for _, r := range rules {
+		names, err := metricNames(r.Expr)
+		require.NoError(t, err, r.Alert+r.Record)
+		for _, n := range names {
+			def, isRecord := records[n]
+			if !strings.Contains(n, ":") {
+				continue
+			}
+			require.True(t, isRecord, "%s reads %s, which no rule records", r.Alert+r.Record, n)
+			// Groups run independently; within one, rules run in order.
+			// A rule of the same file reads the record of the same
+			// evaluation only if it comes after it in the same group.
+			if def.file == r.file {
+				require.True(t, def.group == r.group && def.index < r.index,
+					"%s (%s) reads %s: put the recording rule before it in group %s", r.Alert+r.Record, r.file, n, r.group)
+			}
+		}
+	}
+	for _, r := range rules {
 		name := r.Alert + r.Record
 		require.False(t, seen[name], "%s defined twice", name)
 		seen[name] = true
@@ -157,7 +185,8 @@ func TestRuleConventions(t *testing.T) {
 		if strings.Contains(r.Expr, "gunicorn_") || strings.Contains(r.Expr, "app:") {
 			require.Contains(t, desc, "$labels.app", "%s: the description names the app", r.Alert)
 		}
-		if !regexp.MustCompile(`(== [01]|\))\s*$`).MatchString(strings.TrimSpace(r.Expr)) {
+		// A state (== 0, == 1) or absent() has no value worth printing.
+		if !stateExpr.MatchString(r.Expr) && !strings.HasPrefix(strings.TrimSpace(r.Expr), "absent(") {
 			require.Contains(t, desc, "$value", "%s: the description gives the value", r.Alert)
 		}
 		anchor, ok := strings.CutPrefix(r.Annotations["runbook_url"], runbookBase)
