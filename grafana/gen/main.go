@@ -87,6 +87,8 @@ func build() (dashboard.Dashboard, error) {
 	b = b.WithRow(row("Workers"))
 	b = b.WithPanel(stacked(panel("Workers by activity", "From /proc: busy (in a request), idle, booting, unknown (threaded/async workers).", "short",
 		q(`sum by (app, activity) (gunicorn_workers_by_activity{`+appSel+`})`, "{{app}} {{activity}}"))))
+	b = b.WithPanel(panel("Workers", "Workers of each master now, from /proc.", "short",
+		q(`sum by (app, instance) (gunicorn_workers{`+appSel+`})`, "{{app}} {{instance}}")))
 	b = b.WithPanel(panel("Busy ratio", "Busy over busy+idle sync workers (recording rule app:gunicorn_workers_busy:ratio).", "percentunit",
 		q(`app:gunicorn_workers_busy:ratio{`+appSel+`}`, "{{app}} {{instance}}")).Min(0).Max(1))
 	b = b.WithPanel(panel("Heartbeat age against the timeout", "The oldest worker heartbeat; the master kills a worker past --timeout.", "s",
