@@ -45,7 +45,7 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
 	# own on loopback, so do not leave a stray one listening on :9090.
 	# The same for PostgreSQL's system cluster and PgBouncer.
 	if command -v systemctl >/dev/null 2>&1; then
-		systemctl stop prometheus prometheus-node-exporter postgresql pgbouncer 2>/dev/null || true
+		systemctl stop prometheus prometheus-node-exporter prometheus-alertmanager postgresql pgbouncer 2>/dev/null || true
 	fi
 	exit 0
 fi
