@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"sync"
 	"sync/atomic"
 
 	"golang.org/x/sys/unix"
@@ -42,6 +43,9 @@ const (
 
 var diagSeq atomic.Uint32
 
+// diagBufs holds receive buffers: the dump runs ten times a second.
+var diagBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
 // ListenQueues returns the accept queue of every listening TCP (IPv4 and
 // IPv6) and unix socket of the caller's network namespace, by socket inode,
 // from one NETLINK_SOCK_DIAG dump per family filtered to the LISTEN state
@@ -58,7 +62,9 @@ func ListenQueues() (map[uint64]ListenQueue, error) {
 	}
 	defer unix.Close(fd)
 	out := map[uint64]ListenQueue{}
-	buf := make([]byte, 32<<10)
+	bp := diagBufs.Get().(*[]byte)
+	defer diagBufs.Put(bp)
+	buf := *bp
 	for _, fam := range []uint8{unix.AF_INET, unix.AF_INET6} {
 		req := make([]byte, sizeofInetDiagReqV2)
 		req[0], req[1] = fam, unix.IPPROTO_TCP

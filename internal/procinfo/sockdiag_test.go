@@ -116,3 +116,15 @@ func BenchmarkTCPListenStats(b *testing.B) {
 		}
 	}
 }
+
+func FuzzParseListenStats(f *testing.F) {
+	f.Add([]byte("TcpExt: ListenOverflows ListenDrops\nTcpExt: 1 2\n"))
+	f.Add([]byte("TcpExt: A ListenDrops ListenOverflows\nTcpExt: 0 18446744073709551615 3\nIpExt: X\nIpExt: 1\n"))
+	f.Add([]byte("TcpExt: ListenOverflows\n"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		st, err := ParseListenStats(b)
+		if err != nil && st != (ListenStats{}) {
+			t.Fatalf("error %v with a value %+v", err, st)
+		}
+	})
+}

@@ -156,15 +156,16 @@ func (s *Sampler) readBacklog(app string, master procinfo.Identity, queues map[u
 		}
 		b.Queued += q
 	}
-	return s.withPeak(app, b, now, b.Readable())
+	return s.withPeak(app, b, now, true)
 }
 
-// withPeak records b.Queued (when record) and fills b.Peak.
+// withPeak records b.Queued (when record, and b is a measurement) and
+// fills b.Peak.
 func (s *Sampler) withPeak(app string, b Backlog, now time.Time, record bool) Backlog {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	m := s.app(app)
-	if record {
+	if record && b.Readable() {
 		m.peak.record(now, b.Queued, s.backlogWindow)
 	}
 	b.Peak = max(m.peak.peak(now), b.Queued)
