@@ -11,6 +11,7 @@ NEEDS="gunicorn:/usr/bin/gunicorn
 python3-setproctitle:/usr/lib/python3/dist-packages/setproctitle
 logrotate:/usr/sbin/logrotate
 prometheus:/usr/bin/promtool
+prometheus-alertmanager:/usr/bin/amtool
 postgresql:/usr/lib/postgresql/*/bin/initdb
 pgbouncer:/usr/sbin/pgbouncer
 python3-psycopg2:/usr/lib/python3/dist-packages/psycopg2

@@ -1,0 +1,424 @@
+package alerts
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/stretchr/testify/require"
+
+	"github.com/gunicorn-reflex/gunicorn-reflex/internal/gunicorntest"
+	"github.com/gunicorn-reflex/gunicorn-reflex/internal/pgtest"
+	"github.com/gunicorn-reflex/gunicorn-reflex/internal/reflextest"
+	"github.com/gunicorn-reflex/gunicorn-reflex/internal/testenv"
+)
+
+// liveApp is the app name of the live test's Gunicorn.
+const liveApp = "live"
+
+// TestLivePrometheus runs the shipped rules and the dashboard's queries in a
+// real Prometheus (1 s scrape and evaluation) scraping a real exporter in
+// front of a real Gunicorn (--timeout 2), PostgreSQL and PgBouncer, drives
+// timeouts and traffic, and requires that
+//
+//	(a) every rule expression and dashboard query parses in Prometheus, and
+//	    each query of a Gunicorn row returns at least one series;
+//	(b) every metric name they read is on the exporter's live /metrics (or
+//	    is Prometheus's own `up`, or a recording rule defined in alerts/),
+//	    and rate()/increase() read only what /metrics types as a counter or
+//	    a histogram;
+//	(c) GunicornWorkerTimeouts fires with the labels the receiver keys on.
+func TestLivePrometheus(t *testing.T) {
+	promBin := testenv.LookPath(t, "prometheus")
+	rules := loadRules(t)
+	queries := panelQueries(t)
+	varMetrics := variableMetrics(t)
+
+	c := pgtest.Start(t, pgtest.Options{})
+	bouncer := pgtest.StartBouncer(t, c, pgtest.BouncerOptions{})
+	// A client through the bouncer, so SHOW POOLS has a pool to report.
+	pool := c.Connect(t, bouncer.DSN(pgtest.Superuser, "postgres"))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, err := pool.Exec(ctx, "SELECT 1")
+	require.NoError(t, err)
+
+	const accessFormat = `%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s" %(D)s`
+	g := gunicorntest.Start(t, gunicorntest.Options{Workers: 2, Timeout: 2, Name: liveApp, AccessLogFormat: accessFormat})
+	dir := t.TempDir()
+	pgDSN := filepath.Join(dir, "pg.dsn")
+	require.NoError(t, os.WriteFile(pgDSN, []byte(c.DSN(pgtest.Superuser)), 0o600))
+	bnDSN := filepath.Join(dir, "pgbouncer.dsn")
+	require.NoError(t, os.WriteFile(bnDSN, []byte(bouncer.AdminDSN(pgtest.Superuser)), 0o600))
+	cfg := filepath.Join(dir, "reflex.yml")
+	require.NoError(t, os.WriteFile(cfg, []byte(fmt.Sprintf(`apps:
+  - name: %s
+    error_log: %s
+    access_log: %s
+    # setproctitle may hide the master's --access-logformat.
+    access_log_format: '%s'
+    pidfile: %s
+    timeout: 2s
+postgres:
+  - name: main
+    dsn_file: %s
+pgbouncer:
+  - name: pool
+    dsn_file: %s
+logs:
+  poll_interval: 100ms
+# Prometheus scrapes with a 1 s timeout: leave the database queries 0.9 s.
+scrape_timeout_offset: 100ms
+`, liveApp, g.ErrorLog, g.AccessLog, accessFormat, g.Pidfile, pgDSN, bnDSN)), 0o600))
+	exp := reflextest.Start(t, "--config.file="+cfg)
+	exp.WaitValue(t, 20*time.Second, 1, "reflex_proc_up", "app", liveApp)
+	exp.WaitValue(t, 20*time.Second, 1, "reflex_pg_up", "target", "main")
+	exp.WaitValue(t, 20*time.Second, 1, "reflex_pgbouncer_up", "target", "pool")
+	target := strings.TrimPrefix(exp.URL, "http://")
+
+	prom := startPrometheus(t, promBin, target)
+	// Prometheus has the counters at 0 before anything happens, so the
+	// timeouts below are an increase it sees.
+	prom.waitSeries(t, fmt.Sprintf(`gunicorn_worker_timeouts_total{app=%q} == 0`, liveApp))
+
+	start := time.Now()
+	// A HUP reload, for the reload annotation.
+	require.NoError(t, g.Signal(syscall.SIGHUP))
+	require.NoError(t, g.WaitLog("Hang up: Master", 1, 10*time.Second))
+	require.NoError(t, g.WaitWorkers(2, 20*time.Second))
+	exp.WaitValue(t, 20*time.Second, 1, "gunicorn_master_reloads_total", "app", liveApp)
+
+	// Traffic (2xx and 5xx), then two requests that outlive --timeout 2.
+	for i := 0; i < 20; i++ {
+		status, _, err := g.Get("/ok")
+		require.NoError(t, err)
+		require.Equal(t, http.StatusOK, status)
+	}
+	for i := 0; i < 3; i++ {
+		status, _, _ := g.Get("/error")
+		require.Equal(t, http.StatusInternalServerError, status)
+	}
+	slow := []<-chan gunicorntest.Result{g.GetAsync("/sleep?s=6"), g.GetAsync("/sleep?s=6")}
+	require.NoError(t, g.WaitLog("WORKER TIMEOUT", 2, 20*time.Second))
+	for _, r := range slow {
+		<-r // aborted by the master: an error or a short read, whatever the client saw
+	}
+	require.NoError(t, g.WaitWorkers(2, 20*time.Second))
+	// At least 2: on a loaded machine Gunicorn may time out a starved
+	// worker of its own accord, which changes nothing below.
+	for deadline := time.Now().Add(20 * time.Second); ; {
+		v, _ := exp.Scrape(t).Value("gunicorn_worker_timeouts_total", "app", liveApp)
+		if v >= 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("gunicorn_worker_timeouts_total = %v after 20s, want >= 2\n%s", v, exp.Stderr.Tail(30))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	// A busy worker while the queries run, so the busy series are not all 0.
+	busy := g.GetAsync("/sleep?s=1")
+	defer func() { <-busy }()
+	// The replacement workers have been sampled out of "booting" (every 2 s)
+	// and the busy ratio recorded from that sample.
+	prom.waitSeries(t, fmt.Sprintf(`app:gunicorn_workers_busy:ratio{app=%q}`, liveApp))
+
+	// (c) The timeout alert fires with the labels the receiver keys on.
+	alert := prom.waitFiring(t, "GunicornWorkerTimeouts", 30*time.Second)
+	for k, want := range map[string]string{"app": liveApp, "instance": target, "job": "gunicorn-reflex", "severity": "warning"} {
+		require.Equal(t, want, alert.Labels[k], "label %s of %v", k, alert.Labels)
+	}
+	// The count is increase() over 10 minutes of a few seconds of samples:
+	// extrapolated, so about 2, not exactly.
+	require.Regexp(t, `^`+regexp.QuoteMeta(liveApp+" on "+target+": about ")+`[0-9]+ WORKER TIMEOUT\(s\)`, alert.Annotations["description"])
+	require.Equal(t, runbookBase+"gunicornworkertimeouts", alert.Annotations["runbook_url"])
+
+	// (b) Every metric name is on the live /metrics or a defined recording
+	// rule; rate() and increase() read counters and histograms only.
+	families := map[string]dto.MetricType{}
+	for name, fam := range exp.Scrape(t).Families {
+		families[name] = fam.GetType()
+	}
+	records := map[string]bool{}
+	for _, r := range rules {
+		if r.Record != "" {
+			records[r.Record] = true
+		}
+	}
+	var exprs []dashboardQuery
+	for _, r := range rules {
+		exprs = append(exprs, dashboardQuery{where: "rule " + r.Alert + r.Record, expr: r.Expr})
+	}
+	exprs = append(exprs, queries...)
+	checked := map[string]bool{}
+	check := func(where, name string) {
+		if checked[name] {
+			return
+		}
+		checked[name] = true
+		switch {
+		case strings.Contains(name, ":"):
+			require.True(t, records[name], "%s: %s is no recording rule defined in alerts/", where, name)
+		case name == "up":
+			// Prometheus's own series for the scrape, not the exporter's.
+			require.NotEmpty(t, prom.query(t, `up{job="gunicorn-reflex"} == 1`), "%s: up", where)
+		default:
+			_, ok := families[name]
+			if base, hist := histogramFamily(name); hist && !ok {
+				ok = families[base] == dto.MetricType_HISTOGRAM
+			}
+			require.True(t, ok, "%s reads %s, which the exporter does not expose; it exposes %s", where, name, strings.Join(sortedKeys(families), " "))
+		}
+	}
+	for _, q := range exprs {
+		names, err := metricNames(q.expr)
+		require.NoError(t, err, q.where)
+		for _, n := range names {
+			check(q.where, n)
+		}
+		for _, m := range counterFuncRe.FindAllStringSubmatch(q.expr, -1) {
+			name := m[2]
+			typ, ok := families[name]
+			if base, hist := histogramFamily(name); hist && !ok {
+				typ, ok = families[base], true
+			}
+			require.True(t, ok, "%s: %s of %s", q.where, m[1], name)
+			require.Contains(t, []dto.MetricType{dto.MetricType_COUNTER, dto.MetricType_HISTOGRAM}, typ,
+				"%s: %s() of %s, which /metrics types as %v", q.where, m[1], name, typ)
+		}
+	}
+	for v, names := range varMetrics {
+		for _, n := range names {
+			check("variable "+v, n)
+		}
+	}
+
+	// (a) Everything parses in Prometheus; the Gunicorn rows' queries
+	// return series.
+	subst := strings.NewReplacer("$__rate_interval", "10s", "$job", "gunicorn-reflex", "$instance", target,
+		"$app", liveApp, "$target", "main|pool")
+	for _, r := range rules {
+		prom.query(t, r.Expr)
+	}
+	gunicornRows := map[string]bool{"Timeouts and exits": true, "Workers": true, "Requests and latency": true, "Memory and CPU": true, "Logs followed": true}
+	for _, q := range queries {
+		run := func() []json.RawMessage {
+			if strings.HasPrefix(q.where, "annotation ") {
+				// An annotation marks events: it has series where
+				// they happened, during the test.
+				return prom.queryRange(t, subst.Replace(q.expr), start, time.Now())
+			}
+			return prom.query(t, subst.Replace(q.expr))
+		}
+		res := run()
+		// On a loaded machine a scrape can miss its 1 s timeout, and its
+		// staleness markers empty every instant query for a second: poll.
+		for deadline := time.Now().Add(15 * time.Second); len(res) == 0 && time.Now().Before(deadline); {
+			time.Sleep(500 * time.Millisecond)
+			res = run()
+		}
+		if q.row == "" || gunicornRows[q.row] {
+			require.NotEmpty(t, res, "%s (%s): no series for %s", q.where, q.row, subst.Replace(q.expr))
+		} else if len(res) == 0 {
+			t.Logf("%s (%s): no series now", q.where, q.row)
+		}
+	}
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+// promServer is one Prometheus process of a test.
+type promServer struct {
+	url    string
+	cmd    *exec.Cmd
+	done   chan struct{}
+	stderr *os.File
+	client *http.Client
+}
+
+// startPrometheus runs Prometheus on a free loopback port with a temporary
+// TSDB, scraping target every second and evaluating every rule file of
+// alerts/ every second, and stops it by pid in a cleanup.
+func startPrometheus(t *testing.T, bin, target string) *promServer {
+	t.Helper()
+	dir := t.TempDir()
+	rulesGlob, err := filepath.Abs("*.yml")
+	require.NoError(t, err)
+	cfg := filepath.Join(dir, "prometheus.yml")
+	require.NoError(t, os.WriteFile(cfg, []byte(fmt.Sprintf(`global:
+  scrape_interval: 1s
+  scrape_timeout: 1s
+  evaluation_interval: 1s
+rule_files:
+  - %q
+scrape_configs:
+  - job_name: gunicorn-reflex
+    static_configs:
+      - targets: [%q]
+`, rulesGlob, target)), 0o644))
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := l.Addr().String()
+	require.NoError(t, l.Close())
+	stderr, err := os.Create(filepath.Join(dir, "prometheus.log"))
+	require.NoError(t, err)
+	p := &promServer{url: "http://" + addr, done: make(chan struct{}), stderr: stderr,
+		client: &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{Proxy: nil}}}
+	p.cmd = exec.Command(bin, "--config.file="+cfg, "--storage.tsdb.path="+filepath.Join(dir, "data"),
+		"--web.listen-address="+addr, "--log.level=warn")
+	p.cmd.Stdout, p.cmd.Stderr = stderr, stderr
+	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	require.NoError(t, p.cmd.Start())
+	go func() { _ = p.cmd.Wait(); close(p.done) }()
+	t.Cleanup(func() { p.stop(t) })
+
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := p.client.Get(p.url + "/-/ready")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return p
+			}
+		}
+		select {
+		case <-p.done:
+			t.Fatalf("prometheus exited before it was ready:\n%s", p.log())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("prometheus not ready after 30s:\n%s", p.log())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// stop ends Prometheus by pid: SIGTERM, then SIGKILL after 10 s.
+func (p *promServer) stop(t *testing.T) {
+	select {
+	case <-p.done:
+		return
+	default:
+	}
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(10 * time.Second):
+		t.Errorf("prometheus did not stop within 10s of SIGTERM; killing it")
+		_ = p.cmd.Process.Kill()
+		<-p.done
+	}
+	_ = p.stderr.Close()
+}
+
+func (p *promServer) log() string {
+	b, _ := os.ReadFile(p.stderr.Name())
+	return string(b)
+}
+
+func (p *promServer) get(t *testing.T, path string, out any) {
+	t.Helper()
+	resp, err := p.client.Get(p.url + path)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	var env struct {
+		Status string          `json:"status"`
+		Error  string          `json:"error"`
+		Data   json.RawMessage `json:"data"`
+	}
+	require.NoError(t, json.Unmarshal(body, &env), "GET %s: %s", path, body)
+	require.Equal(t, "success", env.Status, "GET %s: %s", path, env.Error)
+	require.NoError(t, json.Unmarshal(env.Data, out), "GET %s: %s", path, body)
+}
+
+// query runs an instant query, fails the test if Prometheus rejects it,
+// and returns the series of the result.
+func (p *promServer) query(t *testing.T, expr string) []json.RawMessage {
+	t.Helper()
+	var data struct {
+		ResultType string          `json:"resultType"`
+		Result     json.RawMessage `json:"result"`
+	}
+	p.get(t, "/api/v1/query?query="+url.QueryEscape(expr), &data)
+	var series []json.RawMessage
+	if data.ResultType == "vector" || data.ResultType == "matrix" {
+		require.NoError(t, json.Unmarshal(data.Result, &series))
+	} else {
+		series = []json.RawMessage{data.Result} // a scalar or a string
+	}
+	return series
+}
+
+// queryRange runs a range query with a 1 s step and returns its series.
+func (p *promServer) queryRange(t *testing.T, expr string, from, to time.Time) []json.RawMessage {
+	t.Helper()
+	var data struct {
+		Result []json.RawMessage `json:"result"`
+	}
+	v := url.Values{"query": {expr}, "start": {strconv.FormatInt(from.Unix(), 10)}, "end": {strconv.FormatInt(to.Unix()+1, 10)}, "step": {"1"}}
+	p.get(t, "/api/v1/query_range?"+v.Encode(), &data)
+	return data.Result
+}
+
+// waitSeries polls until expr returns a series (30 s at most).
+func (p *promServer) waitSeries(t *testing.T, expr string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for len(p.query(t, expr)) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("no series for %s after 30s:\n%s", expr, p.log())
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+type promAlert struct {
+	Labels      map[string]string `json:"labels"`
+	Annotations map[string]string `json:"annotations"`
+	State       string            `json:"state"`
+}
+
+// waitFiring polls /api/v1/alerts until the named alert is firing.
+func (p *promServer) waitFiring(t *testing.T, name string, timeout time.Duration) promAlert {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		var data struct {
+			Alerts []promAlert `json:"alerts"`
+		}
+		p.get(t, "/api/v1/alerts", &data)
+		for _, a := range data.Alerts {
+			if a.Labels["alertname"] == name && a.State == "firing" {
+				return a
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s not firing after %v; alerts: %+v\n%s", name, timeout, data.Alerts, p.log())
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
