@@ -24,6 +24,7 @@ import (
 	"github.com/gunicorn-reflex/gunicorn-reflex/internal/errorlog"
 	"github.com/gunicorn-reflex/gunicorn-reflex/internal/follower"
 	"github.com/gunicorn-reflex/gunicorn-reflex/internal/lifecycle"
+	"github.com/gunicorn-reflex/gunicorn-reflex/internal/procinfo"
 	"github.com/gunicorn-reflex/gunicorn-reflex/internal/testenv"
 	"github.com/gunicorn-reflex/gunicorn-reflex/internal/timeline"
 	"github.com/gunicorn-reflex/gunicorn-reflex/internal/workerstate"
@@ -76,9 +77,14 @@ func sampleApps() fakeApps {
 			Proc: appset.ProcState{Known: true, Sampled: true, Timeout: 30 * time.Second, OOMSuspected: 1, State: workerstate.AppState{
 				Workers: 3, Busy: 1, Idle: 2, MaxHeartbeatAge: 4 * time.Second, RSSBytesSum: 3 << 20, RSSBytesMax: 1 << 20,
 				MasterStartTime: time.Date(2026, 11, 24, 17, 0, 0, 0, time.UTC),
+				Backlog:         workerstate.Backlog{Listed: true, Listeners: 2, Queued: 9, Max: 4096, MaxKnown: true, Peak: 11},
 			}}},
 		{App: "idle\xff", Source: appset.SourceDiscovery, HasErrorLog: true},
 	}
+}
+
+func sampleListenStats() (procinfo.ListenStats, error) {
+	return procinfo.ListenStats{Overflows: 4, Drops: 6}, nil
 }
 
 func TestGoldenExposition(t *testing.T) {
@@ -93,6 +99,7 @@ func TestGoldenExposition(t *testing.T) {
 		{"access", NewAccess(sampleApps())},
 		{"proc", NewProc(sampleApps())},
 		{"timeline", NewTimeline(tl)},
+		{"netstat", NewNetstat(sampleListenStats)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			golden := filepath.Join("testdata", tc.name+".golden")
@@ -152,6 +159,7 @@ func TestEveryMetricIsDocumented(t *testing.T) {
 		"access":    NewAccess(sampleApps()),
 		"proc":      NewProc(sampleApps()),
 		"timeline":  NewTimeline(timeline.New(16, 0)),
+		"netstat":   NewNetstat(sampleListenStats),
 	}))
 	mfs, err := reg.Gather()
 	require.NoError(t, err)

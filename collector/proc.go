@@ -14,10 +14,11 @@ import (
 type Proc struct {
 	apps AppSource
 
-	up, workers, byActivity, heartbeatMax, pastTimeout, timeout  *prometheus.Desc
-	rssSum, rssMax, cpuSum, cpuMax, masterStart, upgrading       *prometheus.Desc
-	stuckNow, stuckEpisodes, permDenied, unreadable, oomVerdicts *prometheus.Desc
-	timeoutSrc                                                   *prometheus.Desc
+	up, workers, byActivity, heartbeatMax, pastTimeout, timeout   *prometheus.Desc
+	rssSum, rssMax, cpuSum, cpuMax, masterStart, upgrading        *prometheus.Desc
+	stuckNow, stuckEpisodes, permDenied, unreadable, oomVerdicts  *prometheus.Desc
+	timeoutSrc                                                    *prometheus.Desc
+	backlog, backlogMax, backlogPeak, listenSockets, listenUnread *prometheus.Desc
 }
 
 // NewProc returns the /proc collector.
@@ -47,6 +48,15 @@ func NewProc(apps AppSource) *Proc {
 		permDenied:  newDesc(reflexNS, "proc", "permission_denied", "1 if /proc of the app's workers could not be fully read: run as root, as the Gunicorn user, or with CAP_DAC_READ_SEARCH and CAP_SYS_PTRACE.", "app"),
 		unreadable:  newDesc(reflexNS, "proc", "unreadable_workers", "Workers whose /proc entries could not be read at the last sample.", "app"),
 		oomVerdicts: newDesc(gunicornNS, "worker", "oom_kills_total", "Worker deaths by SIGKILL without a timeout, by verdict: confirmed (the kernel log or the cgroup's oom_kill counter says so) or suspected (no such evidence).", "app", "verdict"),
+		backlog: newDesc(gunicornNS, "", "listen_backlog",
+			"Connections waiting in the accept queues of the master's listening sockets (TCP and unix), summed: clients waiting for a free worker, time the access log's %(D)s does not show. From sock_diag (ss's Recv-Q), or /proc/<pid>/net/tcp for a listener in another network namespace; read at scrape time.", "app"),
+		backlogMax: newDesc(gunicornNS, "", "listen_backlog_max",
+			"Ceiling of those accept queues, summed: --backlog clamped to net.core.somaxconn (ss's Send-Q, from sock_diag; absent when a listener is not visible to it). Beyond it the kernel drops connections (reflex_tcp_listen_overflows_total).", "app"),
+		backlogPeak: newDesc(gunicornNS, "", "listen_backlog_peak",
+			"Largest gunicorn_listen_backlog over the last 60 s, sampled every 100 ms: a burst between two scrapes still shows.", "app"),
+		listenSockets: newDesc(reflexNS, "", "listen_sockets", "Listening sockets found among the app's master's file descriptors (cached for 30 s).", "app"),
+		listenUnread: newDesc(reflexNS, "", "listen_sockets_unreadable",
+			"Of reflex_listen_sockets, those whose accept queue could not be read (a unix socket in another network namespace, or a kernel without unix_diag); gunicorn_listen_backlog leaves them out.", "app"),
 	}
 }
 
@@ -97,10 +107,29 @@ func (c *Proc) Update(ch chan<- prometheus.Metric) error {
 		for _, k := range workerstate.StuckKinds() {
 			e.gauge(c.stuckNow, float64(st.StuckNow[k]), app, k.String())
 		}
+		c.emitBacklog(e, app, st.Backlog)
 		e.gauge(c.permDenied, boolFloat(st.PermissionDenied), app)
 		e.gauge(c.unreadable, float64(st.UnreadableWorkers), app)
 	}
 	return e.err
+}
+
+// emitBacklog exports an app's listen queue. A queue that could not be read
+// is absent, never a 0.
+func (c *Proc) emitBacklog(e *emitter, app string, b workerstate.Backlog) {
+	if !b.Listed {
+		return
+	}
+	e.gauge(c.listenSockets, float64(b.Listeners), app)
+	e.gauge(c.listenUnread, float64(b.Unreadable), app)
+	if !b.Readable() {
+		return
+	}
+	e.gauge(c.backlog, float64(b.Queued), app)
+	e.gauge(c.backlogPeak, float64(b.Peak), app)
+	if b.MaxKnown {
+		e.gauge(c.backlogMax, float64(b.Max), app)
+	}
 }
 
 func boolFloat(b bool) float64 {

@@ -15,7 +15,8 @@ prometheus-alertmanager:/usr/bin/amtool
 postgresql:/usr/lib/postgresql/*/bin/initdb
 pgbouncer:/usr/sbin/pgbouncer
 python3-psycopg2:/usr/lib/python3/dist-packages/psycopg2
-systemd:/usr/bin/systemd-analyze"
+systemd:/usr/bin/systemd-analyze
+iproute2:/usr/bin/ss"
 
 missing=""
 for entry in $NEEDS; do

@@ -66,8 +66,10 @@ func newDaemon(ctx context.Context, f *flags, cfg *config.Config, logger *slog.L
 	d.reloadOK.Set(1)
 	d.reloadTimestamp.SetToCurrentTime()
 	d.apps = appset.New(logger, d.timeline)
+	var listenStats func() (procinfo.ListenStats, error)
 	if fs, err := procinfo.NewFS(cfg.Discovery.ProcPath); err == nil {
 		d.apps.EnableProc(fs)
+		listenStats = fs.TCPListenStats
 	} else {
 		logger.Warn("live worker state off: cannot read the proc filesystem", "proc_path", cfg.Discovery.ProcPath, "err", err)
 	}
@@ -90,6 +92,7 @@ func newDaemon(ctx context.Context, f *flags, cfg *config.Config, logger *slog.L
 		"proc":      collector.NewProc(d.apps),
 		"timeline":  collector.NewTimeline(d.timeline),
 		"postgres":  collector.NewPostgres(d.databases),
+		"netstat":   collector.NewNetstat(listenStats),
 	})
 	d.routes(reg)
 	return d, nil

@@ -104,6 +104,11 @@ func (m *Manager) Start(ctx context.Context) {
 			defer m.wg.Done()
 			m.runProcSampler(ctx)
 		}()
+		m.wg.Add(1)
+		go func() {
+			defer m.wg.Done()
+			m.runBacklogSampler(ctx)
+		}()
 	}
 }
 

@@ -193,6 +193,29 @@ func (m *Manager) runProcSampler(ctx context.Context) {
 	}
 }
 
+// runBacklogSampler reads every known master's listen queue every
+// workerstate.BacklogInterval, on its own goroutine so that a slow /proc
+// pass does not leave gaps, until ctx is done: a burst of waiting clients
+// shorter than the scrape interval then shows in the peak.
+func (m *Manager) runBacklogSampler(ctx context.Context) {
+	t := time.NewTicker(workerstate.BacklogInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		m.proc.mu.Lock()
+		masters := make(map[string]procinfo.Identity, len(m.proc.masters))
+		for app, ms := range m.proc.masters {
+			masters[app] = ms.Identity
+		}
+		m.proc.mu.Unlock()
+		m.proc.sampler.ObserveBacklog(masters)
+	}
+}
+
 // sampleProcNow runs one /proc pass over every known master and returns
 // when it is done (or ctx is). Without live worker state it does nothing.
 func (m *Manager) sampleProcNow(ctx context.Context) {

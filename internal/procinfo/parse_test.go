@@ -13,7 +13,7 @@ import (
 )
 
 const netTCP = `  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
-   0: 0100007F:4959 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 77497 1 00000000c913cdd1 100 0 0 10 0
+   0: 0100007F:4959 00000000:0000 0A 00000000:0000000C 00:00000000 00000000     0        0 77497 1 00000000c913cdd1 100 0 0 10 0
    8: 0100007F:DA36 0100007F:4A37 01 00000000:00000000 00:00000000 00000000     0        0 79566 1 0000000006a149a3 20 0 0 10 -1
    9: garbage
 `
@@ -29,7 +29,7 @@ func TestParseNetTCP(t *testing.T) {
 	}
 	rows := ParseNetTCP([]byte(netTCP))
 	require.Len(t, rows, 2)
-	require.Equal(t, TCPConn{Local: net.IPv4(127, 0, 0, 1).To4(), LocalPort: 0x4959, Remote: net.IPv4zero.To4(), State: TCPListen, Inode: 77497}, rows[0])
+	require.Equal(t, TCPConn{Local: net.IPv4(127, 0, 0, 1).To4(), LocalPort: 0x4959, Remote: net.IPv4zero.To4(), State: TCPListen, Inode: 77497, RxQueue: 12}, rows[0])
 	require.Equal(t, 0xDA36, rows[1].LocalPort)
 	require.Equal(t, 18999, rows[1].RemotePort)
 	require.Equal(t, "127.0.0.1", rows[1].Remote.String())

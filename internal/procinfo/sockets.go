@@ -118,6 +118,9 @@ type TCPConn struct {
 	RemotePort    int
 	State         uint64 // TCPEstablished, TCPListen, ...
 	Inode         uint64
+	// RxQueue is the rx_queue column: for a LISTEN row the connections
+	// waiting to be accepted (sk_ack_backlog).
+	RxQueue uint64
 }
 
 // ParseNetTCP parses /proc/net/tcp or tcp6, skipping lines it cannot read.
@@ -138,7 +141,11 @@ func ParseNetTCP(b []byte) []TCPConn {
 		if !ok1 || !ok2 || err1 != nil || err2 != nil {
 			continue
 		}
-		rows = append(rows, TCPConn{Local: lip, LocalPort: lport, Remote: rip, RemotePort: rport, State: st, Inode: ino})
+		var rx uint64
+		if _, q, ok := strings.Cut(f[4], ":"); ok {
+			rx, _ = strconv.ParseUint(q, 16, 64)
+		}
+		rows = append(rows, TCPConn{Local: lip, LocalPort: lport, Remote: rip, RemotePort: rport, State: st, Inode: ino, RxQueue: rx})
 	}
 	return rows
 }

@@ -4,7 +4,9 @@
 // unlinked wgunicorn-* file through /proc/<pid>/fd/N), whether each sync
 // worker waits for a connection or is inside a request, what a worker whose
 // heartbeat has gone stale is doing (the stuck-worker snapshot), and whether
-// a SIGKILLed worker was killed by the kernel's OOM killer.
+// a SIGKILLed worker was killed by the kernel's OOM killer; and the listen
+// backlog of each master (Backlog: connections waiting for a worker, read
+// through sock_diag, with a peak over a window).
 //
 // A Sampler is the one stateful reader per host. Sample returns an AppState
 // for one master: aggregate values meant for metrics (no pids), plus stuck

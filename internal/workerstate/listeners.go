@@ -16,7 +16,8 @@ type listenerCache struct {
 	inodes map[uint64]bool
 	ports  map[int]bool
 	tcp    []procinfo.Listener
-	unix   map[string]bool // listening unix socket paths
+	all    []procinfo.Listener // every listener, TCP and unix, by fd
+	unix   map[string]bool     // listening unix socket paths
 	err    error
 }
 
@@ -35,6 +36,7 @@ func (s *Sampler) listeners(app string, master procinfo.Identity, now time.Time)
 	if err != nil {
 		c.err = err
 	}
+	c.all = ls
 	for _, l := range ls {
 		c.inodes[l.Inode] = true
 		switch {

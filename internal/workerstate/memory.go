@@ -36,6 +36,7 @@ type appMemory struct {
 	// signature; class inference is per master.
 	syncSeen procKey
 	lis      listenerCache
+	peak     peakRing // the largest listen backlog of each recent second
 }
 
 // app returns the memory of app; s.mu must be held.

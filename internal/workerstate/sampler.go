@@ -3,6 +3,7 @@ package workerstate
 import (
 	"errors"
 	"fmt"
+	"path/filepath"
 	"runtime"
 	"sync"
 	"time"
@@ -54,6 +55,9 @@ type Options struct {
 	// MaxTracked bounds the previous-CPU samples and open stuck episodes
 	// kept; default DefaultMaxTracked.
 	MaxTracked int
+	// BacklogWindow is how far back Backlog.Peak looks, in whole seconds;
+	// default DefaultBacklogWindow.
+	BacklogWindow time.Duration
 }
 
 // Sampler reads worker state from /proc. One per host; safe for concurrent
@@ -66,12 +70,17 @@ type Sampler struct {
 	tl       *timeline.Timeline
 	oom      *OOMWatcher
 	maxTrack int
+	// backlogWindow: how far back Backlog.Peak looks.
+	backlogWindow time.Duration
 
 	// Seams for fixture tests.
 	arch       string
 	readMem    func(pid int, addr uint64, n int) ([]byte, error)
 	heartbeats func(pid int) ([]procinfo.HeartbeatFD, error)
 	pause      func(time.Duration)
+	// listenQueues is procinfo.ListenQueues for the live /proc, nil for a
+	// saved tree (sock_diag describes this host, not the tree).
+	listenQueues func() (map[uint64]procinfo.ListenQueue, error)
 
 	mu       sync.Mutex
 	cpu      map[trackKey]cpuSample
@@ -106,6 +115,13 @@ func NewSampler(fs procinfo.FS, opts Options) *Sampler {
 	}
 	if s.maxTrack <= 0 {
 		s.maxTrack = DefaultMaxTracked
+	}
+	s.backlogWindow = opts.BacklogWindow
+	if s.backlogWindow < time.Second {
+		s.backlogWindow = DefaultBacklogWindow
+	}
+	if filepath.Clean(fs.Root()) == "/proc" {
+		s.listenQueues = procinfo.ListenQueues
 	}
 	s.readMem = fs.ReadMem
 	s.heartbeats = fs.HeartbeatFDs
@@ -168,7 +184,9 @@ func (s *Sampler) Sample(app string, master procinfo.Identity, timeout time.Dura
 		s.refreshHeartbeat(w)
 	}
 
-	st.scrape = &heartbeatRefs{fs: s.fs, now: s.now, timeout: timeout}
+	st.Backlog = s.ReadBacklog(app, master)
+	st.scrape = &heartbeatRefs{fs: s.fs, now: s.now, timeout: timeout,
+		backlog: func() Backlog { return s.ReadBacklog(app, master) }}
 	cands := aggregate(&st, workers.list, isSync, timeout, s.fraction)
 	// Peers are resolved outside the lock: it reads /proc/<pid>/net/*.
 	snaps := make([]StuckSnapshot, len(cands))

@@ -15,6 +15,8 @@ type heartbeatRefs struct {
 	now     func() time.Time
 	timeout time.Duration
 	workers []heartbeatRef
+	// backlog reads the app's listen queue again; nil = keep the sampled one.
+	backlog func() Backlog
 }
 
 // heartbeatRef is one worker whose heartbeat the sample read.
@@ -46,8 +48,9 @@ func (st *AppState) countHeartbeat(age time.Duration, counted bool, timeout time
 // of each sampled worker's heartbeat file through /proc/<pid>/fd/<N>,
 // which the sample already found. It recomputes MaxHeartbeatAge,
 // HeartbeatsRead, PastHalfTimeout, Past80Timeout and each
-// PerWorker[i].HeartbeatAge; everything else (activity, stuck snapshots)
-// stays as sampled.
+// PerWorker[i].HeartbeatAge, and reads Backlog again (ReadBacklog: one
+// sock_diag dump); everything else (activity, stuck snapshots) stays as
+// sampled.
 //
 // The sample runs every few seconds, but a worker is killed at --timeout:
 // with a 3 s timeout an age read by the sample is up to one interval old,
@@ -62,6 +65,9 @@ func (st AppState) AtScrape() AppState {
 		return st
 	}
 	now := r.now()
+	if r.backlog != nil {
+		st.Backlog = r.backlog()
+	}
 	st.PerWorker = slices.Clone(st.PerWorker)
 	st.MaxHeartbeatAge, st.HeartbeatsRead, st.PastHalfTimeout, st.Past80Timeout = 0, 0, 0, 0
 	for _, ref := range r.workers {

@@ -2,6 +2,7 @@ package workerstate
 
 import (
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -58,5 +59,80 @@ func BenchmarkAtScrape(b *testing.B) {
 				st.AtScrape()
 			}
 		})
+	}
+}
+
+// backlogBench opens n listening sockets in the test process, which then
+// stands for a master holding them, and returns its identity.
+func backlogBench(b *testing.B, n int) (procinfo.FS, procinfo.Identity) {
+	fs, err := procinfo.NewFS("/proc")
+	if err != nil {
+		b.Fatal(err)
+	}
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { _ = l.Close() })
+	}
+	id, err := fs.Identify(os.Getpid())
+	if err != nil {
+		b.Fatal(err)
+	}
+	return fs, id
+}
+
+// BenchmarkReadBacklog is what a scrape adds per app for the listen
+// backlog (AtScrape calls ReadBacklog): one sock_diag dump of the host's
+// listeners, the master's listener set being cached.
+func BenchmarkReadBacklog(b *testing.B) {
+	fs, id := backlogBench(b, 1)
+	s := NewSampler(fs, Options{})
+	if got := s.ReadBacklog("app", id); !got.Readable() || !got.MaxKnown {
+		b.Fatalf("backlog not read: %+v", got)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		s.ReadBacklog("app", id)
+	}
+}
+
+// BenchmarkObserveBacklog is one pass of the 100 ms peak loop: one dump for
+// all apps.
+func BenchmarkObserveBacklog(b *testing.B) {
+	for _, apps := range []int{1, 8} {
+		b.Run(fmt.Sprintf("apps=%d", apps), func(b *testing.B) {
+			fs, id := backlogBench(b, 1)
+			s := NewSampler(fs, Options{})
+			masters := map[string]procinfo.Identity{}
+			for i := range apps {
+				masters[fmt.Sprintf("app%d", i)] = id
+			}
+			s.ObserveBacklog(masters)
+			b.ReportAllocs()
+			b.ResetTimer()
+			for range b.N {
+				s.ObserveBacklog(masters)
+			}
+		})
+	}
+}
+
+// BenchmarkBacklogFromNetTCP is the fallback for a master in another
+// network namespace: /proc/<pid>/net/tcp and tcp6 read and parsed whole,
+// whose cost grows with the host's connections.
+func BenchmarkBacklogFromNetTCP(b *testing.B) {
+	fs, id := backlogBench(b, 1)
+	s := NewSampler(fs, Options{})
+	s.listenQueues = nil
+	if got := s.ReadBacklog("app", id); !got.Readable() || got.MaxKnown {
+		b.Fatalf("backlog not read from net/tcp: %+v", got)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		s.ReadBacklog("app", id)
 	}
 }

@@ -56,6 +56,9 @@ type AppState struct {
 	// StuckEpisodesTotal counts, since the Sampler was created, the stuck
 	// episodes of this app by the kind first diagnosed.
 	StuckEpisodesTotal [NumStuckKinds]uint64
+	// Backlog is the master's listen queue: clients waiting for a worker,
+	// the capacity signal ("more workers would help").
+	Backlog Backlog
 
 	// scrape is where each worker's heartbeat file is, for AtScrape; nil in
 	// a state not made by Sample.
