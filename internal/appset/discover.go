@@ -3,6 +3,7 @@ package appset
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"os"
 	"strconv"
 	"strings"
@@ -73,9 +74,10 @@ func (m *Manager) discoverOnce(fs procinfo.FS, reported map[string]string, follo
 		reported[""] = "none"
 		m.logger.Info("discovery found no running Gunicorn master yet; looking again every interval")
 	}
+	live := map[string]bool{}
 	for _, ms := range masters {
 		key := ms.Name
-		said := ms.ErrorLog + "|" + strings.Join(ms.Notes, "|")
+		said := ms.ErrorLog + "|" + ms.AccessLog
 		if reported[key] != said {
 			reported[key] = said
 			reported[""] = ""
@@ -83,8 +85,16 @@ func (m *Manager) discoverOnce(fs procinfo.FS, reported map[string]string, follo
 				"app", ms.Name, "pid", ms.Identity.PID, "name_source", ms.NameSource,
 				"error_log", nonEmptyOr(ms.ErrorLog, "not found"), "access_log", nonEmptyOr(ms.AccessLog, "not found"),
 				"timeout", ms.Timeout, "workers", len(ms.Workers))
-			for _, note := range ms.Notes {
-				m.logger.Warn("discovery: "+note, "app", ms.Name, "pid", ms.Identity.PID)
+		}
+		// Each finding is logged once per master (pid and start time), not
+		// again whenever another note comes or goes: a copytruncate rotation
+		// empties the logs and adds "is empty" notes on every rotation.
+		master := fmt.Sprintf("%s%d.%d/", noteKeyPrefix, ms.Identity.PID, ms.Identity.StartTicks)
+		live[master] = true
+		for _, note := range ms.Notes {
+			if _, done := reported[master+note]; !done {
+				reported[master+note] = ""
+				m.logger.Log(context.Background(), noteLevel(note), "discovery: "+note, "app", ms.Name, "pid", ms.Identity.PID)
 			}
 		}
 		m.reportTimeout(ms, reported)
@@ -98,6 +108,27 @@ func (m *Manager) discoverOnce(fs procinfo.FS, reported map[string]string, follo
 		m.Ensure(Spec{Name: ms.Name, Source: SourceDiscovery, ErrorLog: ms.ErrorLog,
 			AccessLog: ms.AccessLog, AccessLogFormat: ms.AccessLogFormat, Routes: config.Routes{MaxRoutes: config.DefaultMaxRoutes}})
 	}
+	for k := range reported {
+		if rest, ok := strings.CutPrefix(k, noteKeyPrefix); ok {
+			if id, _, _ := strings.Cut(rest, "/"); !live[noteKeyPrefix+id+"/"] {
+				delete(reported, k) // the master is gone
+			}
+		}
+	}
+}
+
+// noteKeyPrefix marks the keys of reported that record a logged note.
+const noteKeyPrefix = "note/"
+
+// noteLevel is WARN for a note that asks the user to act (set a field, run
+// with other rights) without a condition, INFO for the rest: what was
+// read, assumed harmlessly or worked around ("log paths taken from open
+// files", "set ... if it differs").
+func noteLevel(note string) slog.Level {
+	if (strings.Contains(note, "set apps[]") && !strings.Contains(note, " if ")) || strings.Contains(note, "run as") {
+		return slog.LevelWarn
+	}
+	return slog.LevelInfo
 }
 
 // reportTimeout says once per master that its timeout is assumed, unless

@@ -32,6 +32,30 @@ func TestLoadGood(t *testing.T) {
 	require.Equal(t, []string{"api", "shop"}, cfg.AppNames())
 }
 
+// An explicit empty mapping is the way to ask for the defaults in a file.
+func TestEmptyMappingMeansDefaults(t *testing.T) {
+	cfg, err := Parse([]byte("{}\n"))
+	require.NoError(t, err)
+	require.True(t, cfg.DiscoveryEnabled())
+}
+
+func TestLoadRejectsEmptyFile(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "empty.yml")
+	require.NoError(t, os.WriteFile(p, nil, 0o600))
+	_, err := Load(p)
+	require.EqualError(t, err, p+": "+EmptyMsg)
+}
+
+func TestEditDistance(t *testing.T) {
+	for _, tc := range []struct {
+		a, b string
+		d    int
+	}{{"", "", 0}, {"a", "", 1}, {"eror_log", "error_log", 1}, {"kitten", "sitting", 3}, {"pidfile", "pidfile", 0}} {
+		require.Equal(t, tc.d, editDistance(tc.a, tc.b), "%q %q", tc.a, tc.b)
+		require.Equal(t, tc.d, editDistance(tc.b, tc.a), "%q %q", tc.b, tc.a)
+	}
+}
+
 func TestExplicitAppsTurnDiscoveryOffByDefault(t *testing.T) {
 	cfg, err := Parse([]byte("apps:\n  - name: a\n    error_log: /x.log\n"))
 	require.NoError(t, err)
@@ -60,24 +84,34 @@ func TestBadConfigNamesFieldAndLine(t *testing.T) {
 		line       int
 		field, msg string
 	}{
-		{"unknown key", "apps:\n  - name: a\n    error_log: /x.log\n    eror_log: /y.log\n", 4, "", "field eror_log not found"},
-		{"unknown top-level key", "logs:\n  poll_interval: 1s\nbogus: 1\n", 3, "", "field bogus not found"},
+		{"unknown key suggests the known one", "apps:\n  - name: a\n    error_log: /x.log\n    eror_log: /y.log\n", 4, "apps[0]", `unknown key "eror_log" (did you mean "error_log"?)`},
+		{"unknown nested key", "logs:\n  pool_interval: 1s\n", 2, "logs", `unknown key "pool_interval" (did you mean "poll_interval"?)`},
+		{"unknown top-level key", "logs:\n  poll_interval: 1s\nbogus: 1\n", 3, "", `unknown key "bogus"; known keys here: apps, discovery, logs`},
 		{"missing name", "apps:\n  - error_log: /x.log\n", 2, "apps[0].name", "required"},
 		{"relative path", "apps:\n  - name: a\n    error_log: relative.log\n", 3, "apps[0].error_log", "absolute path"},
 		{"duplicate name", "apps:\n  - name: a\n    error_log: /x.log\n  - name: a\n    error_log: /y.log\n", 4, "apps[1].name", "already used"},
 		{"bad label value", "apps:\n  - name: 'a b'\n    error_log: /x.log\n", 2, "apps[0].name", "must match"},
 		{"no logs at all", "apps:\n  - name: a\n", 2, "apps[0].error_log", "at least one"},
 		{"by-name entry without a timeout", "apps:\n  - name: a\n    timeout: 0s\n", 2, "apps[0].error_log", "to set the timeout of the discovered app"},
-		{"by-name entry with a negative timeout", "apps:\n  - name: a\n    timeout: -3s\n", 3, "", "not a valid duration"},
-		{"bad duration", "logs:\n  poll_interval: fast\n", 2, "", "not a valid duration"},
+		{"by-name entry with a negative timeout", "apps:\n  - name: a\n    timeout: -3s\n", 3, "apps[0].timeout", "not a valid duration"},
+		{"bad duration", "logs:\n  poll_interval: fast\n", 2, "logs.poll_interval", "not a valid duration"},
+		{"duration in a list", "postgres:\n  - name: main\n    dsn_env: X\n    age_thresholds: [1s, soon]\n", 4, "postgres[0].age_thresholds[1]", `"soon" is not a valid duration`},
+		{"duration not a scalar", "discovery:\n  interval: [1s]\n", 2, "discovery.interval", "must be a duration"},
 		{"interval too short", "discovery:\n  interval: 10ms\n", 2, "discovery.interval", "at least 1s"},
-		{"wrong type", "apps: 3\n", 1, "", "cannot unmarshal"},
+		{"wrong type names the YAML field", "apps: 3\n", 1, "apps", "must be a list, not !!int `3`"},
+		{"wrong nested type", "apps:\n  - name: [a]\n    error_log: /x.log\n", 2, "apps[0].name", "must be a string, not !!seq"},
+		{"top level not a mapping", "- a\n", 1, "", "the file must be a mapping of sections (apps, discovery"},
 		{"bad access format", "apps:\n  - name: a\n    access_log: /a.log\n    access_log_format: '%(h)s %s'\n", 4, "apps[0].access_log_format", "%s"},
 		{"bad route rule", "apps:\n  - name: a\n    access_log: /a.log\n    routes:\n      rules:\n        - match: '('\n          route: /x\n", 6, "apps[0].routes.rules[0]", "route rule"},
 		{"pg without dsn", "postgres:\n  - name: main\n", 2, "postgres[0].dsn_file", "exactly one"},
 		{"pg with both", "postgres:\n  - name: main\n    dsn_file: /x\n    dsn_env: X\n", 3, "postgres[0].dsn_file", "exactly one"},
-		{"pg dsn inline is unknown", "postgres:\n  - name: main\n    dsn: postgres://u:secret@h/db\n", 3, "", "field dsn not found"},
+		{"pg dsn inline is unknown", "postgres:\n  - name: main\n    dsn: postgres://u:secret@h/db\n", 3, "postgres[0]", `unknown key "dsn"; known keys here: name, dsn_file, dsn_env`},
 		{"syntax", "apps:\n  - name: [\n", 2, "", "did not find expected node content"},
+		// A truncated file must not be taken as "discover everything".
+		{"empty file", "", 0, "", "holds no configuration"},
+		{"blank file", "  \n\n", 0, "", "holds no configuration"},
+		{"only comments", "# apps:\n#   - name: shop\n", 0, "", "holds no configuration"},
+		{"null document", "---\n", 0, "", "holds no configuration"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -119,4 +153,22 @@ func TestReadDSN(t *testing.T) {
 	require.Equal(t, "host=::1", dsn)
 	_, err = ReadDSN("", "REFLEX_TEST_DSN_UNSET")
 	require.ErrorContains(t, err, "REFLEX_TEST_DSN_UNSET is not set")
+}
+
+// Parse never panics, and every error it returns is an *Error (so
+// --config.check can print file, line and field).
+func FuzzParse(f *testing.F) {
+	for _, s := range []string{"", "{}", "apps: 3\n", "apps:\n  - name: [a]\n", "logs:\n  pool_interval: 1s\n",
+		"postgres:\n  - name: m\n    dsn_env: X\n    age_thresholds: [1s, x]\n", "- a\n", "discovery:\n  interval: {a: 1}\n"} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		_, err := Parse(data)
+		if err != nil {
+			var ce *Error
+			if !errors.As(err, &ce) {
+				t.Fatalf("%T: %v", err, err)
+			}
+		}
+	})
 }

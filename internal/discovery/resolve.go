@@ -145,10 +145,11 @@ func (in *inspection) resolve(inv invocation) {
 		m.note("access log format not visible (argv overwritten by setproctitle): assumed Gunicorn's default; set apps[].access_log_format if it differs")
 	}
 
+	// No note when the pidfile is not visible: most apps use none, and
+	// discovery needs none (the master is found in /proc); it only breaks
+	// ties between masters of the same name.
 	if v := in.val["pidfile"]; v != "" {
 		m.Pidfile = in.abs(v)
-	} else if inv.Titled && in.src["pidfile"] == "" && !in.ctlOK {
-		m.note("pidfile not visible (argv overwritten by setproctitle)")
 	}
 }
 

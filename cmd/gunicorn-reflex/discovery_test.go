@@ -1,0 +1,84 @@
+package main_test
+
+import (
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/gunicorn-reflex/gunicorn-reflex/internal/gunicorntest"
+	"github.com/gunicorn-reflex/gunicorn-reflex/internal/reflextest"
+)
+
+// logLines returns the exporter's log lines that contain every one of subs.
+func logLines(exp *reflextest.Exporter, subs ...string) []string {
+	var out []string
+	for _, l := range strings.Split(exp.Stderr.String(), "\n") {
+		all := true
+		for _, s := range subs {
+			all = all && strings.Contains(l, s)
+		}
+		if all {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// A titled master's discovery findings are logged once each, at the level
+// they deserve, even when the note set changes (a copytruncate rotation
+// empties its logs, which adds "is empty" notes); no note about a pidfile
+// the app may not use. A reload then logs the number of apps followed,
+// discovered ones included.
+func TestDiscoveryNotesOncePerMaster(t *testing.T) {
+	const app = "reflex-notes-titled"
+	g := gunicorntest.Start(t, gunicorntest.Options{Name: app, Workers: 1})
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "reflex.yml")
+	require.NoError(t, os.WriteFile(cfg, []byte("apps:\n  - name: configured\n    error_log: "+filepath.Join(dir, "c.log")+
+		"\ndiscovery:\n  enabled: true\n  interval: 1s\n"), 0o600))
+	exp := reflextest.Start(t, "--config.file="+cfg)
+	exp.WaitValue(t, 10*time.Second, 1, "reflex_log_file_up", "app", app, "log", "error")
+	tag := "app=" + app
+	if len(logLines(exp, tag, "argv overwritten by setproctitle")) == 0 {
+		t.Skipf("Gunicorn is not titled here (python3-setproctitle missing?):\n%s", exp.Stderr.Tail(30))
+	}
+
+	require.NoError(t, os.Truncate(g.ErrorLog, 0))
+	require.NoError(t, os.Truncate(g.AccessLog, 0))
+	deadline := time.Now().Add(15 * time.Second)
+	for len(logLines(exp, tag, "is empty: chosen by its name")) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("no pass noticed the emptied logs:\n%s", exp.Stderr.Tail(30))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+
+	timeout := logLines(exp, tag, "discovery: timeout not visible")
+	require.Len(t, timeout, 1, "logged once per master")
+	require.Contains(t, timeout[0], "level=WARN", "the assumed timeout needs the user's action")
+	for _, info := range []string{"log paths taken from open files", "access log format not visible", "error log " + g.ErrorLog + " is empty"} {
+		lines := logLines(exp, tag, info)
+		require.Len(t, lines, 1, info)
+		require.Contains(t, lines[0], "level=INFO", info)
+	}
+	require.Empty(t, logLines(exp, "pidfile not visible"))
+	require.Len(t, logLines(exp, tag, "level=WARN", "discovery:"), 1, "only the timeout asks for action")
+
+	resp, err := http.Post(exp.URL+"/-/reload", "", nil)
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	reloaded := logLines(exp, "configuration reloaded")
+	require.Len(t, reloaded, 1)
+	m := regexp.MustCompile(` apps=(\d+) apps_configured=1\b`).FindStringSubmatch(reloaded[0])
+	require.NotNil(t, m, reloaded[0])
+	n, _ := strconv.Atoi(m[1])
+	require.GreaterOrEqual(t, n, 2, "the configured app and the discovered one are followed: %s", reloaded[0])
+}

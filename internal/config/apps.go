@@ -1,0 +1,107 @@
+package config
+
+import (
+	"fmt"
+	"path/filepath"
+	"regexp"
+
+	"github.com/gunicorn-reflex/gunicorn-reflex/internal/accesslog"
+	"github.com/gunicorn-reflex/gunicorn-reflex/internal/routes"
+)
+
+// App is one Gunicorn master and its log files.
+type App struct {
+	// Name is the value of the `app` label; it must be unique.
+	Name     string `yaml:"name"`
+	ErrorLog string `yaml:"error_log"`
+	// AccessLog and AccessLogFormat are read by the access-log collector.
+	AccessLog       string `yaml:"access_log"`
+	AccessLogFormat string `yaml:"access_log_format"`
+	Pidfile         string `yaml:"pidfile"`
+	// Timeout is the app's Gunicorn --timeout. 0 (the default) means: read
+	// it from the running master, else Gunicorn's default of 30s.
+	Timeout Duration `yaml:"timeout"`
+	// Routes turns on per-route latency for this app.
+	Routes Routes `yaml:"routes"`
+}
+
+// Overlay reports whether the entry names no log and no pidfile: it only
+// sets the timeout of the discovered app of that name, and leaves
+// discovery on.
+func (a App) Overlay() bool { return a.ErrorLog == "" && a.AccessLog == "" && a.Pidfile == "" }
+
+// Routes configures per-route latency series.
+type Routes struct {
+	Enabled bool `yaml:"enabled"`
+	// MaxRoutes caps the route series of one app; the rest is "other".
+	MaxRoutes int `yaml:"max_routes"`
+	// Rules map paths (an anchored regular expression) to a route template,
+	// before the default normaliser collapses ids.
+	Rules []RouteRule `yaml:"rules"`
+}
+
+// RouteRule is one path-to-route mapping.
+type RouteRule struct {
+	Match string `yaml:"match"`
+	Route string `yaml:"route"`
+}
+
+// RouteRules compiles the app's route rules (validated by Parse).
+func (a App) RouteRules() []routes.Rule {
+	out := make([]routes.Rule, 0, len(a.Routes.Rules))
+	for _, r := range a.Routes.Rules {
+		if rule, err := routes.ParseRule(r.Match, r.Route); err == nil {
+			out = append(out, rule)
+		}
+	}
+	return out
+}
+
+// appNameRE keeps app names usable as label values and in file names.
+var appNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$`)
+
+// validateApps checks each app in order; the first fault is returned.
+func (c *Config) validateApps() error {
+	seen := map[string]int{}
+	for i, a := range c.Apps {
+		field := func(f string) string { return fmt.Sprintf("apps[%d].%s", i, f) }
+		if a.Name == "" {
+			return &Error{Field: field("name"), Msg: "required"}
+		}
+		if !appNameRE.MatchString(a.Name) {
+			return &Error{Field: field("name"), Msg: fmt.Sprintf("%q must match %s", a.Name, appNameRE)}
+		}
+		if j, dup := seen[a.Name]; dup {
+			return &Error{Field: field("name"), Msg: fmt.Sprintf("%q already used by apps[%d]", a.Name, j)}
+		}
+		seen[a.Name] = i
+		if a.Overlay() && a.Timeout == 0 {
+			return &Error{Field: field("error_log"), Msg: "an app needs at least one of error_log, access_log or pidfile; or, to set the timeout of the discovered app of that name, timeout"}
+		}
+		for _, p := range []struct{ name, val string }{{"error_log", a.ErrorLog}, {"access_log", a.AccessLog}, {"pidfile", a.Pidfile}} {
+			if p.val != "" && !filepath.IsAbs(p.val) {
+				return &Error{Field: field(p.name), Msg: fmt.Sprintf("%q must be an absolute path", p.val)}
+			}
+		}
+		if a.AccessLogFormat != "" && a.AccessLog == "" {
+			return &Error{Field: field("access_log_format"), Msg: "set without access_log"}
+		}
+		if a.Timeout < 0 {
+			return &Error{Field: field("timeout"), Msg: "must not be negative"}
+		}
+		if a.AccessLogFormat != "" {
+			if _, err := accesslog.Compile(a.AccessLogFormat); err != nil {
+				return &Error{Field: field("access_log_format"), Msg: err.Error()}
+			}
+		}
+		if a.Routes.MaxRoutes < 1 || a.Routes.MaxRoutes > 10000 {
+			return &Error{Field: field("routes.max_routes"), Msg: "must be between 1 and 10000"}
+		}
+		for j, r := range a.Routes.Rules {
+			if _, err := routes.ParseRule(r.Match, r.Route); err != nil {
+				return &Error{Field: field(fmt.Sprintf("routes.rules[%d]", j)), Msg: err.Error()}
+			}
+		}
+	}
+	return nil
+}
