@@ -3,8 +3,6 @@ package appset
 import (
 	"context"
 	"fmt"
-	"os"
-	"strconv"
 	"strings"
 	"time"
 
@@ -132,7 +130,7 @@ func nonEmptyOr(s, def string) string {
 // pidfile, from the discovered master with that pid.
 func (m *Manager) resolvePidfileApps(masters []discovery.Master, reported map[string]string) {
 	for name, pidfile := range m.PidfileApps() {
-		pid, err := readPidfile(pidfile)
+		pid, err := procinfo.ReadPidfile(pidfile)
 		var found *discovery.Master
 		for i := range masters {
 			if err == nil && masters[i].Identity.PID == pid {
@@ -159,19 +157,6 @@ func (m *Manager) resolvePidfileApps(masters []discovery.Master, reported map[st
 		}
 		reported["pidfile/"+name] = said
 	}
-}
-
-// readPidfile reads a Gunicorn pidfile ("<pid>\n"); pids <= 1 are refused.
-func readPidfile(path string) (int, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return 0, err
-	}
-	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
-	if err != nil || pid <= 1 {
-		return 0, fmt.Errorf("%s does not hold a process id", path)
-	}
-	return pid, nil
 }
 
 // appFor names the app a discovered master belongs to: a configured app
