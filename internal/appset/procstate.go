@@ -24,8 +24,10 @@ const ProcInterval = 2 * time.Second
 type ProcState struct {
 	Known   bool // a master is known for the app
 	Sampled bool // the last sample succeeded
-	State   workerstate.AppState
-	Timeout time.Duration
+	// SampledAt is when the last successful sample was taken.
+	SampledAt time.Time
+	State     workerstate.AppState
+	Timeout   time.Duration
 	// TimeoutSource says where Timeout came from (discovery.TimeoutSources).
 	TimeoutSource string
 	Err           string
@@ -109,6 +111,9 @@ func (p *procTracker) sampleAll() {
 		prev := p.states[app]
 		next := ProcState{Known: true, Sampled: err == nil, State: st, Timeout: ms.Timeout, TimeoutSource: ms.TimeoutSource,
 			OOMConfirmed: prev.OOMConfirmed, OOMSuspected: prev.OOMSuspected}
+		if err == nil {
+			next.SampledAt = time.Now()
+		}
 		if err != nil {
 			next.Err = err.Error()
 			if errors.Is(err, procinfo.ErrGone) || errors.Is(err, procinfo.ErrPIDReused) {
