@@ -24,15 +24,16 @@ const ProcInterval = 2 * time.Second
 type ProcState struct {
 	Known   bool // a master is known for the app
 	Sampled bool // the last sample succeeded
-	// SampledAt is when the last successful sample was taken.
-	SampledAt time.Time
-	State     workerstate.AppState
-	Timeout   time.Duration
+	State   workerstate.AppState
+	Timeout time.Duration
 	// TimeoutSource says where Timeout came from (discovery.TimeoutSources).
 	TimeoutSource string
 	Err           string
 	// OOM verdicts for worker deaths by SIGKILL without a timeout.
 	OOMConfirmed, OOMSuspected uint64
+
+	// SampledAt is when the last successful sample was taken.
+	SampledAt time.Time
 }
 
 // procTracker owns the masters known per app and their latest samples.
