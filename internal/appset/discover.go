@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"os"
-	"strconv"
 	"strings"
 	"time"
 
@@ -163,7 +161,7 @@ func nonEmptyOr(s, def string) string {
 // pidfile, from the discovered master with that pid.
 func (m *Manager) resolvePidfileApps(masters []discovery.Master, reported map[string]string) {
 	for name, pidfile := range m.PidfileApps() {
-		pid, err := readPidfile(pidfile)
+		pid, err := procinfo.ReadPidfile(pidfile)
 		var found *discovery.Master
 		for i := range masters {
 			if err == nil && masters[i].Identity.PID == pid {
@@ -190,19 +188,6 @@ func (m *Manager) resolvePidfileApps(masters []discovery.Master, reported map[st
 		}
 		reported["pidfile/"+name] = said
 	}
-}
-
-// readPidfile reads a Gunicorn pidfile ("<pid>\n"); pids <= 1 are refused.
-func readPidfile(path string) (int, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return 0, err
-	}
-	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
-	if err != nil || pid <= 1 {
-		return 0, fmt.Errorf("%s does not hold a process id", path)
-	}
-	return pid, nil
 }
 
 // appFor names the app a discovered master belongs to: a configured app

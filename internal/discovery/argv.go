@@ -4,6 +4,8 @@ import (
 	"path"
 	"regexp"
 	"strings"
+
+	"github.com/gunicorn-reflex/gunicorn-reflex/internal/procinfo"
 )
 
 // invocation is what a process's command line says about Gunicorn.
@@ -36,17 +38,8 @@ func parseInvocation(cmdline []string) (invocation, bool) {
 	if len(cmdline) == 0 {
 		return invocation{}, false
 	}
-	if t, ok := strings.CutPrefix(strings.TrimSpace(cmdline[0]), "gunicorn: "); ok && len(cmdline) == 1 {
-		role, rest, _ := strings.Cut(t, " ")
-		inv := invocation{Titled: true, Role: role}
-		if i := strings.IndexByte(rest, '['); i >= 0 {
-			name := rest[i+1:]
-			if j := strings.LastIndexByte(name, ']'); j >= 0 {
-				name = name[:j]
-			}
-			inv.TitleName = name
-		}
-		return inv, true
+	if t, ok := procinfo.ParseTitle(cmdline); ok {
+		return invocation{Titled: true, Role: t.Role, TitleName: t.Name}, true
 	}
 	prog := path.Base(cmdline[0])
 	if isGunicornScript(cmdline[0]) {

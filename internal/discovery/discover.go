@@ -50,7 +50,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -157,6 +156,7 @@ type Master struct {
 // gproc is one Gunicorn process seen in the scan.
 type gproc struct {
 	pid, ppid int
+	cmd       []string
 	inv       invocation
 	kids      []int // Gunicorn children
 	role      role
@@ -182,12 +182,10 @@ const (
 //     A titled worker is never a master; an untitled one whose parent is
 //     gone holds exactly one heartbeat file and has no children, and is
 //     skipped as an orphan.
-//   - A child of a master is a worker, except a USR2 re-exec master: titled
-//     "master [NAME.2]" (NAME being the parent's), or untitled with
-//     GUNICORN_PID=<parent> in its environment (or, when that is not
-//     readable, with children of its own or no heartbeat file, which a worker
-//     always holds). That child is the master's
-//     UpgradeChild, not a separate app.
+//   - A child of a master is a worker or the master's UpgradeChild (a
+//     USR2 re-exec master, not a separate app) as procinfo.ChildRole
+//     decides: by title, shared heartbeat files, GUNICORN_PID=<parent> in
+//     its environment, or children of its own.
 //   - Names are made label-safe; masters sharing a name all get a
 //     "-<discriminator>" suffix: their first TCP listen port, else the base
 //     name of their unix socket, their pidfile (without extension) or their
@@ -224,7 +222,7 @@ func DiscoverWith(fs procinfo.FS, opts Options) ([]Master, error) {
 		if err != nil || st.Zombie() {
 			continue
 		}
-		procs[pid] = &gproc{pid: pid, ppid: st.PPID, inv: inv}
+		procs[pid] = &gproc{pid: pid, ppid: st.PPID, cmd: cmd, inv: inv}
 	}
 	for _, p := range procs {
 		if parent, ok := procs[p.ppid]; ok {
@@ -312,37 +310,24 @@ func decideRole(fs procinfo.FS, procs map[int]*gproc, p *gproc, depth int) role 
 		}
 		return p.role
 	}
-	p.role = roleWorker
-	switch {
-	case titled:
-		// The re-exec'd master titles itself "master [NAME.2]". A worker
-		// forked a moment ago still shows its parent's title until it
-		// retitles itself: same name, no ".2" added.
-		if strings.HasSuffix(p.inv.TitleName, ".2") && p.inv.TitleName != parent.inv.TitleName {
-			p.role = roleUpgradeChild
-		}
-	default:
-		// Untitled, master and workers share one argv. The re-exec'd master
-		// has GUNICORN_PID=<old master> in its exec environment (arbiter.py
-		// reexec); a worker is forked, not exec'd, so it does not (and a
-		// promoted master's workers carry the old master's pid, not their
-		// parent's).
-		if env, err := fs.Environ(p.pid, "GUNICORN_PID"); err == nil {
-			if env["GUNICORN_PID"] == strconv.Itoa(p.ppid) {
-				p.role = roleUpgradeChild
-			}
-			break
-		}
-		// environ unreadable: a re-exec'd master has workers of its own, or
-		// none yet and then no heartbeat file (they are close-on-exec),
-		// while a worker always holds one.
-		if len(p.kids) > 0 {
-			p.role = roleUpgradeChild
-		} else if n, ok := heartbeatCount(fs, p.pid); ok && n == 0 {
-			p.role = roleUpgradeChild
-		}
-	}
+	p.role = childRole(fs, p, parent)
 	return p.role
+}
+
+// childRole asks procinfo what a child of a master (or of an upgrade
+// child) is: the one rule shared with the worker sampler and the receiver.
+func childRole(fs procinfo.FS, p, parent *gproc) role {
+	c := procinfo.Child{PID: p.pid, ParentPID: parent.pid, Cmdline: p.cmd, ParentCmdline: parent.cmd}
+	c.Heartbeats, c.HeartbeatsErr = fs.HeartbeatFDs(p.pid)
+	phb, err := fs.HeartbeatFDs(parent.pid)
+	c.ParentHeartbeats, c.ParentHeartbeatsKnown = phb, err == nil
+	switch fs.ChildRole(c) {
+	case procinfo.RoleWorker:
+		return roleWorker
+	case procinfo.RoleUpgradeChild:
+		return roleUpgradeChild
+	}
+	return roleOther
 }
 
 // heartbeatCount returns how many heartbeat files pid holds; ok is false

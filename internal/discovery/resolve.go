@@ -267,12 +267,7 @@ func parseSeconds(v string) (time.Duration, bool) {
 }
 
 // workerClass normalises -k values: "egg:gunicorn#gevent" is "gevent".
-func workerClass(v string) string {
-	if _, after, ok := strings.Cut(v, "#"); ok && strings.HasPrefix(v, "egg:") {
-		return after
-	}
-	return v
-}
+func workerClass(v string) string { return procinfo.NormalizeWorkerClass(v) }
 
 func (in *inspection) resolveName(inv invocation) {
 	m := in.m

@@ -11,6 +11,8 @@ import (
 	"syscall"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/gunicorn-reflex/gunicorn-reflex/internal/procinfo"
 )
 
 // procStat is the part of /proc/<pid>/stat the harness needs.
@@ -168,6 +170,12 @@ func heartbeatNotified(st syscall.Stat_t) bool {
 // isWorker reports whether a child of the master is a worker rather than a
 // USR2 re-exec master: that one is named in <pidfile>.2 or has children of
 // its own.
+//
+// This, like readStat, children and heartbeatStat above, is deliberately
+// not procinfo: the harness is the independent oracle the tests of
+// procinfo.ChildRole, discovery and workerstate compare against, so it must
+// not share their code. It reads what Gunicorn itself writes (the .2
+// pidfile) instead of inferring it.
 func isWorker(pid int, newMaster int) bool {
 	if pid == newMaster {
 		return false
@@ -176,42 +184,23 @@ func isWorker(pid int, newMaster int) bool {
 	return err == nil && len(kids) == 0
 }
 
-// readPidfile reads a Gunicorn pidfile ("<pid>\n").
-func readPidfile(path string) (int, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return 0, err
-	}
-	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
-	if err != nil || pid <= 0 {
-		return 0, fmt.Errorf("pidfile %s holds %q, not a pid", path, strings.TrimSpace(string(b)))
-	}
-	return pid, nil
-}
+// readPidfile reads a Gunicorn pidfile through procinfo (which refuses a
+// pid <= 1).
+func readPidfile(path string) (int, error) { return procinfo.ReadPidfile(path) }
 
-// pidfdSignal sends sig to pid through a pidfd, after check has confirmed,
-// with the pidfd already open, that pid is still the intended process. An
-// exited-and-reused pid then fails with ESRCH instead of signalling a
-// stranger. It falls back to kill(2) on kernels without pidfd_open.
+// pidfdSignal sends sig to pid through a pidfd after check has confirmed,
+// with the pidfd already open, that pid is still the intended process
+// (procinfo.SignalChecked: an exited-and-reused pid fails with ESRCH
+// instead of signalling a stranger).
+// procinfo refuses pid <= 1 before any check; the harness reports such a
+// pid by its check's error (ErrNotWorker, ErrNoMaster) as callers expect.
 func pidfdSignal(pid int, sig syscall.Signal, check func() error) error {
-	fd, err := unix.PidfdOpen(pid, 0)
-	if errors.Is(err, unix.ENOSYS) {
+	if pid <= 1 {
 		if err := check(); err != nil {
 			return err
 		}
-		return syscall.Kill(pid, sig)
 	}
-	if err != nil {
-		return fmt.Errorf("pidfd_open %d: %w", pid, err)
-	}
-	defer unix.Close(fd)
-	if err := check(); err != nil {
-		return err
-	}
-	if err := unix.PidfdSendSignal(fd, sig, nil, 0); err != nil {
-		return fmt.Errorf("signal %v to %d: %w", sig, pid, err)
-	}
-	return nil
+	return procinfo.SignalChecked(pid, sig, check)
 }
 
 // reapOrphans waits for the zombies among members that the test process

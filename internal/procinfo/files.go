@@ -84,7 +84,7 @@ func (fs FS) openFile(pid, fd int) (OpenFile, bool, error) {
 		return OpenFile{}, false, classify(err)
 	}
 	f := OpenFile{FD: fd, Target: target, Deleted: strings.HasSuffix(target, " (deleted)")}
-	if ino, ok := socketInode(target); ok {
+	if ino, ok := SocketInode(target); ok {
 		f.Socket, f.Inode = true, ino
 		return f, true, nil
 	}
@@ -111,15 +111,6 @@ func (fs FS) openFile(pid, fd int) (OpenFile, bool, error) {
 		}
 	}
 	return f, true, nil
-}
-
-func socketInode(target string) (uint64, bool) {
-	s, ok := strings.CutPrefix(target, "socket:[")
-	if !ok {
-		return 0, false
-	}
-	ino, err := strconv.ParseUint(strings.TrimSuffix(s, "]"), 10, 64)
-	return ino, err == nil
 }
 
 // statFD stats the file fd refers to. It goes through the magic link
@@ -200,7 +191,8 @@ func (fs FS) ReadTail(pid int, f OpenFile, n int64) ([]byte, error) {
 }
 
 // heartbeatRE matches the link text of Gunicorn's worker heartbeat file: a
-// mkstemp("wgunicorn-") file unlinked right after creation (gunicorn.md §4.3).
+// mkstemp("wgunicorn-") file unlinked right after creation
+// (gunicorn/workers/workertmp.py).
 var heartbeatRE = regexp.MustCompile(`^(.*/)?wgunicorn-[a-z0-9_]{8} \(deleted\)$`)
 
 // IsHeartbeatTarget reports whether an fd link text names a Gunicorn worker

@@ -1,16 +1,24 @@
-// Package procinfo owns process identity and inspection through /proc: who a
-// pid is (start time, argv, executable), whether a pid still names the same
-// process, its children, its open files, and Gunicorn's worker heartbeat file.
+// Package procinfo is the one reader of /proc and the one model of a
+// Gunicorn process tree: who a pid is (start time, argv, executable) and
+// whether a pid still names the same process, its children, open files,
+// listening sockets and Gunicorn's worker heartbeat files; the raw /proc
+// readers (files, memory, the net/tcp and net/unix tables) other packages
+// interpret; what a child of a master is (ChildRole: worker, USR2 upgrade
+// child, unknown); Gunicorn's pidfile and worker-class names; and sending a
+// signal to a process only while it still is the one identified (Signal,
+// through a pidfd).
 //
-// The discovery collector and the remediation receiver share it: the receiver
-// calls Identify when it decides and Verify immediately before it sends a
-// signal, so a recycled pid is never signalled.
+// The discovery collector, the worker sampler and the remediation receiver
+// share it: the receiver calls Identify when it decides and Signal (which
+// Verifies with a pidfd held) when it acts, so a recycled pid is never
+// signalled.
 //
 // Every function reads under a configurable proc root, so tests can point it
 // at a saved /proc subtree in testdata. Errors are classified with sentinel
 // values that errors.Is recognises: ErrGone (the process has exited),
 // ErrPIDReused (the pid now names another process), ErrPermission (the caller
-// may not inspect the process) and ErrRefused (pid <= 1).
+// may not inspect the process), ErrRefused (pid <= 1) and ErrStarting (the
+// process is inside execve and has no command line yet).
 package procinfo
 
 import (
@@ -21,7 +29,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/prometheus/procfs"
@@ -38,15 +45,27 @@ var (
 	// ErrPermission means /proc refused to show the process's data to us
 	// (another user's process, or a non-dumpable one). Inspecting another
 	// user's open files needs root or CAP_DAC_READ_SEARCH plus
-	// CAP_SYS_PTRACE (gunicorn.md §4.3).
+	// CAP_SYS_PTRACE (proc_fd_access_allowed in fs/proc/fd.c).
 	ErrPermission = errors.New("permission denied reading /proc")
 	// ErrRefused means the pid is 0, 1 or negative: never a target.
 	ErrRefused = errors.New("refusing to inspect pid <= 1")
+	// ErrStarting means the process is alive but shows no command line:
+	// it is inside execve (see Identify), so no identity can be taken from
+	// it yet. Asking again a moment later succeeds.
+	ErrStarting = errors.New("process is starting (inside execve): no command line yet")
 )
 
-// userHZ is the unit of /proc/<pid>/stat times. The kernel reports them in
-// USER_HZ, which is 100 on every Linux architecture Go supports.
-const userHZ = 100
+// Flags of /proc/<pid>/stat field 9 (include/linux/sched.h).
+const (
+	pfExiting = 0x00000004 // PF_EXITING: exit() has begun; the memory (and the command line) is being released
+	pfKthread = 0x00200000 // PF_KTHREAD: a kernel thread, which never has a command line
+)
+
+// identifyAttempts bounds how often Identify reads a process again that it
+// caught inside execve; the waits between attempts double from 1 ms, so it
+// gives the kernel about half a second (a cold page cache while the dynamic
+// loader is read from disk is the slow case).
+const identifyAttempts = 10
 
 // FS reads process information under a proc root ("/proc" in production).
 // The zero value is not usable; call NewFS.
@@ -54,6 +73,10 @@ type FS struct {
 	root     string
 	procfs   procfs.FS
 	bootTime time.Time
+	// settle waits before attempt (1, 2, ...) of reading a process caught
+	// inside execve again; nil means sleeping 1 ms << (attempt-1). Tests
+	// replace it to step a process through its exec deterministically.
+	settle func(attempt int)
 }
 
 // NewFS returns an FS for the proc filesystem mounted at procRoot. It reads
@@ -103,8 +126,30 @@ type Identity struct {
 }
 
 // Identify reads the identity of pid. It returns ErrGone for a process that
-// does not exist or is a zombie, and ErrPermission when /proc refuses (for
-// example /proc/<pid>/exe of another user's process).
+// does not exist or is a zombie, ErrPermission when /proc refuses (for
+// example /proc/<pid>/exe of another user's process), and ErrStarting for a
+// process that is still inside execve after identifyAttempts reads.
+//
+// An identity is never taken from a half-started process. execve replaces
+// the process's memory (and with it the command line the kernel shows in
+// /proc/<pid>/cmdline) before it has copied the new argv in: between
+// exec_mmap and create_elf_tables (fs/exec.c, fs/binfmt_elf.c) the
+// command line reads empty, the exe link already names the new program and
+// comm may still be the parent's. That window opens after the close-on-exec
+// descriptors are closed, which is when os/exec's Start (and Python's
+// subprocess) return to the parent, so a just-started child can be caught
+// in it; loading the dynamic loader from a cold page cache stretches it to
+// milliseconds. A live process that is not a kernel thread but shows an
+// empty command line is therefore read again, and refused with ErrStarting
+// if it stays so. The stat fields read before and after the other files
+// must also agree on start time and comm, or the process exec'd while it
+// was being read and it is read again.
+//
+// A process between fork and exec is not half-started in that sense: it is
+// a complete copy of its parent (as Gunicorn's workers, which never exec,
+// stay), and is identified as such. If it then execs, its executable and
+// command line change and Verify returns ErrPIDReused: the identity of the
+// copy never matches the new program.
 func (fs FS) Identify(pid int) (Identity, error) {
 	if pid <= 0 {
 		return Identity{}, fmt.Errorf("identify pid %d: %w", pid, ErrRefused)
@@ -119,7 +164,30 @@ func (fs FS) Identify(pid int) (Identity, error) {
 	return id, nil
 }
 
+// identify reads a consistent identity of pid, reading it again while it
+// is caught inside execve (see Identify).
 func (fs FS) identify(pid int) (Identity, byte, error) {
+	for attempt := 1; ; attempt++ {
+		id, state, err := fs.identifyOnce(pid)
+		if !errors.Is(err, errInExec) {
+			return id, state, err
+		}
+		if attempt >= identifyAttempts {
+			return Identity{}, state, fmt.Errorf("%w (%v after %d reads)", ErrStarting, err, attempt)
+		}
+		if fs.settle != nil {
+			fs.settle(attempt)
+		} else {
+			time.Sleep(time.Millisecond << (attempt - 1))
+		}
+	}
+}
+
+// errInExec marks one read of a process that was inside execve; identify
+// reads it again.
+var errInExec = errors.New("caught inside execve")
+
+func (fs FS) identifyOnce(pid int) (Identity, byte, error) {
 	st, err := fs.stat(pid)
 	if err != nil {
 		return Identity{}, 0, err
@@ -167,6 +235,16 @@ func (fs FS) identify(pid int) (Identity, byte, error) {
 		// It may have exited while we read (its cmdline is then empty).
 		state = st2.State[0]
 	}
+	switch {
+	case state == 'Z' || state == 'X':
+		return id, state, nil
+	case st2.Flags&pfExiting != 0 && len(id.Cmdline) == 0:
+		return Identity{}, state, fmt.Errorf("exiting: %w", ErrGone)
+	case st2.Comm != st.Comm:
+		return Identity{}, state, fmt.Errorf("comm changed from %q to %q while reading it: %w", st.Comm, st2.Comm, errInExec)
+	case len(id.Cmdline) == 0 && st2.Flags&pfKthread == 0:
+		return Identity{}, state, fmt.Errorf("empty command line (exe %q, comm %q): %w", id.Exe, st2.Comm, errInExec)
+	}
 	return id, state, nil
 }
 
@@ -199,17 +277,37 @@ func (fs FS) Cmdline(pid int) ([]string, error) {
 }
 
 // Stat is the world-readable part of /proc/<pid>/stat that process
-// discovery needs.
+// discovery and worker sampling need.
 type Stat struct {
 	PID, PPID  int
 	State      byte // R, S, D, Z, ...
 	StartTicks uint64
 	StartTime  time.Time
 	Comm       string
+	// UTime and STime are the CPU time spent in user and kernel mode, in
+	// UserHZ ticks.
+	UTime, STime uint64
+	// RSSBytes is the resident set size.
+	RSSBytes uint64
 }
 
 // Zombie reports whether the process has exited and waits to be reaped.
 func (s Stat) Zombie() bool { return s.State == 'Z' || s.State == 'X' }
+
+// CPUTicks is the CPU time (user + system) in UserHZ ticks.
+func (s Stat) CPUTicks() uint64 { return s.UTime + s.STime }
+
+// CPUSeconds is the CPU time (user + system) in seconds.
+func (s Stat) CPUSeconds() float64 { return float64(s.CPUTicks()) / UserHZ }
+
+// StateString is the state letter as a string, "" when the stat line had
+// none.
+func (s Stat) StateString() string {
+	if s.State == 0 {
+		return ""
+	}
+	return string(rune(s.State))
+}
 
 // Stat reads /proc/<pid>/stat. Unlike Identify it needs no privilege over
 // the process.
@@ -221,6 +319,8 @@ func (fs FS) Stat(pid int) (Stat, error) {
 	s := Stat{
 		PID: pid, PPID: st.PPID, StartTicks: st.Starttime, Comm: st.Comm,
 		StartTime: fs.bootTime.Add(time.Duration(st.Starttime) * (time.Second / userHZ)),
+		UTime:     uint64(st.UTime), STime: uint64(st.STime),
+		RSSBytes: uint64(max(st.ResidentMemory(), 0)),
 	}
 	if st.State != "" {
 		s.State = st.State[0]
@@ -310,7 +410,8 @@ func (fs FS) Cwd(pid int) (string, error) {
 
 // Environ returns the values of the named variables in
 // /proc/<pid>/environ. setproctitle overwrites the environ area, so for a
-// titled process this is usually empty (gunicorn.md §5.1).
+// titled process this is usually empty (setproctitle reuses the
+// environ area for long titles).
 func (fs FS) Environ(pid int, names ...string) (map[string]string, error) {
 	b, err := os.ReadFile(fs.path(pid, "environ"))
 	if err != nil {
@@ -388,21 +489,4 @@ func (fs FS) PIDs() ([]int, error) {
 	}
 	slices.Sort(pids)
 	return pids, nil
-}
-
-// classify maps an error from reading /proc to this package's sentinels,
-// keeping the original in the chain.
-func classify(err error) error {
-	switch {
-	case err == nil:
-		return nil
-	case errors.Is(err, ErrGone), errors.Is(err, ErrPermission), errors.Is(err, ErrPIDReused):
-		return err
-	case errors.Is(err, os.ErrPermission):
-		return fmt.Errorf("%w: %w", ErrPermission, err)
-	case errors.Is(err, os.ErrNotExist), errors.Is(err, syscall.ESRCH):
-		// ESRCH: the process exited between open and read.
-		return fmt.Errorf("%w: %w", ErrGone, err)
-	}
-	return err
 }

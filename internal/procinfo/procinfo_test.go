@@ -339,8 +339,8 @@ func FuzzParseNetTCP(f *testing.F) {
 	f.Add("   0: 0100007F:1F40 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 4242 1 0\n")
 	f.Add("   0: 00000000000000000000000001000000:1F42 00000000000000000000000000000000:0000 0A 0:0 0:0 0 0 0 4244\n")
 	f.Fuzz(func(t *testing.T, s string) {
-		for _, r := range parseNetTCP([]byte(s)) {
-			require.True(t, len(r.addr) == 4 || len(r.addr) == 16)
+		for _, r := range ParseNetTCP([]byte(s)) {
+			require.True(t, len(r.Local) == 4 || len(r.Local) == 16)
 		}
 	})
 }

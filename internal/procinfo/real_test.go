@@ -14,7 +14,6 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/gunicorn-reflex/gunicorn-reflex/internal/gunicorntest"
 	"github.com/gunicorn-reflex/gunicorn-reflex/internal/testenv"
 )
 
@@ -66,11 +65,8 @@ func TestRealSelf(t *testing.T) {
 func TestRealChildrenAndVerifyAfterExit(t *testing.T) {
 	t.Parallel()
 	fs := realFS(t)
-	sleep := testenv.LookPath(t, "sleep")
-	cmd := exec.Command(sleep, "30")
-	require.NoError(t, cmd.Start())
+	cmd, sleep := startSleep(t)
 	pid := cmd.Process.Pid
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
 
 	kids, err := fs.Children(os.Getpid())
 	require.NoError(t, err)
@@ -90,6 +86,16 @@ func TestRealChildrenAndVerifyAfterExit(t *testing.T) {
 	require.ErrorIs(t, err, ErrGone)
 }
 
+// startSleep starts `sleep 30` as a child, killed and reaped at cleanup.
+func startSleep(t *testing.T) (cmd *exec.Cmd, sleep string) {
+	t.Helper()
+	sleep = testenv.LookPath(t, "sleep")
+	cmd = exec.Command(sleep, "30")
+	require.NoError(t, cmd.Start())
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	return cmd, sleep
+}
+
 // permHelperEnv makes the test binary, re-run as nobody, inspect the pid
 // in it and print what each call returned.
 const permHelperEnv = "PROCINFO_PERM_HELPER_PID"
@@ -101,6 +107,9 @@ type permResult struct {
 }
 
 func TestMain(m *testing.M) {
+	if os.Getenv(blankArgvHelperEnv) != "" {
+		runBlankArgvHelper()
+	}
 	if s := os.Getenv(permHelperEnv); s != "" {
 		pid, _ := strconv.Atoi(s)
 		fs, err := NewFS("/proc")
@@ -162,45 +171,4 @@ func TestRealPermission(t *testing.T) {
 	require.True(t, r.CwdPerm, "Cwd: %s", r.Cwd)
 	require.True(t, r.HeartbeatPerm, "HeartbeatFD: %s", r.Heartbeat)
 	require.True(t, r.VerifyPerm, "Verify: %s", r.Verify)
-}
-
-// TestRealHeartbeat reads a real worker's heartbeat file: the worker holds
-// one, the master one per worker (same inodes), and an idle worker's ctime
-// advances every timeout/2.
-func TestRealHeartbeat(t *testing.T) {
-	t.Parallel()
-	fs := realFS(t)
-	g := gunicorntest.Start(t, gunicorntest.Options{Workers: 2, Timeout: 2, NoSetproctitle: true})
-	master := g.MasterPID()
-	ws := g.WorkerPIDs()
-	require.Len(t, ws, 2)
-
-	mhb, err := fs.HeartbeatFDs(master)
-	require.NoError(t, err)
-	require.Len(t, mhb, 2)
-	inodes := []uint64{mhb[0].Inode, mhb[1].Inode}
-	kids, err := fs.Children(master)
-	require.NoError(t, err)
-	require.Equal(t, ws, kids)
-
-	first, ok, err := fs.HeartbeatFD(ws[0])
-	require.NoError(t, err)
-	require.True(t, ok)
-	require.Equal(t, 1, first.Count)
-	require.Contains(t, inodes, first.Inode)
-	require.Regexp(t, `wgunicorn-[a-z0-9_]{8}$`, first.Path)
-	require.WithinDuration(t, time.Now(), first.Ctime, 3*time.Second)
-
-	require.Eventually(t, func() bool {
-		hb, ok, err := fs.HeartbeatFD(ws[0])
-		return err == nil && ok && hb.Ctime.After(first.Ctime)
-	}, 5*time.Second, 50*time.Millisecond, "an idle worker notifies every timeout/2 = 1 s")
-
-	wid, err := fs.Identify(ws[0])
-	require.NoError(t, err)
-	mid, err := fs.Identify(master)
-	require.NoError(t, err)
-	g.Stop()
-	require.ErrorIs(t, fs.Verify(mid), ErrGone)
-	require.ErrorIs(t, fs.Verify(wid), ErrGone)
 }

@@ -265,7 +265,7 @@ func capturePid(t *testing.T, dst string, pid int, sys []byte, sockets map[strin
 		}
 		require.NoError(t, os.Symlink(target, filepath.Join(out, "fd", fd.Name())))
 		require.NoError(t, os.WriteFile(filepath.Join(out, "fdinfo", fd.Name()), info, 0o644))
-		if ino, ok := socketInode(target); ok {
+		if ino, ok := procinfo.SocketInode(target); ok {
 			sockets[strconv.FormatUint(ino, 10)] = true
 			continue
 		}

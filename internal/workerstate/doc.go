@@ -1,6 +1,6 @@
 // Package workerstate owns the live state of Gunicorn workers as /proc shows
 // it, without touching the application: which children of a master are
-// workers, their heartbeat age (gunicorn.md §4.3: now − ctime of the
+// workers (as procinfo.ChildRole decides), their heartbeat age (gunicorn/workers/workertmp.py: now − ctime of the
 // unlinked wgunicorn-* file through /proc/<pid>/fd/N), whether each sync
 // worker waits for a connection or is inside a request, what a worker whose
 // heartbeat has gone stale is doing (the stuck-worker snapshot), and whether
@@ -88,7 +88,7 @@
 // # Privileges
 //
 // Heartbeats and fd lists need the worker's uid, root, or CAP_DAC_READ_SEARCH
-// plus CAP_SYS_PTRACE (gunicorn.md §4.3); /proc/<pid>/syscall and
+// plus CAP_SYS_PTRACE (fs/proc/fd.c); /proc/<pid>/syscall and
 // /proc/<pid>/mem need ptrace attach access (same uid and a dumpable
 // process, and under Yama ptrace_scope=1 a descendant, or CAP_SYS_PTRACE);
 // wchan shows "0" without ptrace read access. Without the syscall, busy/idle

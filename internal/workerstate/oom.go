@@ -280,16 +280,60 @@ type OOMQuery struct {
 // (another process may have been killed), but is reported. evidence says
 // what was read. err is ErrNoOOMEvidence when nothing could be read.
 func (w *OOMWatcher) ConfirmOOM(q OOMQuery) (confirmed bool, evidence string, err error) {
-	var ev []string
-	files := map[string]string{} // counter file -> cgroup, for evidence
+	var j oomJudgement
+	files := w.counterFiles(q, &j)
+	w.judgeCounters(files, q.Since, &j)
+	w.judgeKernelLog(q, &j)
+	return j.verdict()
+}
+
+// oomJudgement is what ConfirmOOM has found so far.
+type oomJudgement struct {
+	ev []string // evidence, in the order read
+	// usable is true once some evidence could have refuted the OOM kill:
+	// a cgroup counter with a baseline, or a readable kernel log.
+	usable bool
+	// hit is true once a cgroup counter or the kernel log confirmed it.
+	hit bool
+	// permErr is the kernel log's refusal, if any.
+	permErr error
+}
+
+func (j *oomJudgement) note(format string, args ...any) {
+	j.ev = append(j.ev, fmt.Sprintf(format, args...))
+}
+
+// verdict turns the judgement into ConfirmOOM's results.
+func (j *oomJudgement) verdict() (bool, string, error) {
+	evidence := strings.Join(j.ev, "; ")
+	switch {
+	case j.hit:
+		return true, evidence, nil
+	case j.usable:
+		return false, evidence, nil
+	case j.permErr != nil:
+		return false, evidence, fmt.Errorf("confirm oom: %w: %w", ErrNoOOMEvidence, j.permErr)
+	}
+	return false, evidence, fmt.Errorf("confirm oom: %w", ErrNoOOMEvidence)
+}
+
+// counterFiles collects the oom_kill counter files of q's cgroups (the
+// worker's as last observed, the master's now or as last observed, and
+// q.Cgroup), each mapped to its cgroup for the evidence.
+func (w *OOMWatcher) counterFiles(q OOMQuery, j *oomJudgement) map[string]string {
+	files := map[string]string{}
+	add := func(pc procCgroups) {
+		for i, f := range pc.files {
+			files[f] = pc.cgroups[i]
+		}
+	}
 	if q.WorkerPID > 0 {
 		w.mu.Lock()
-		if pc, ok := w.procs[q.WorkerPID]; ok {
-			for i, f := range pc.files {
-				files[f] = pc.cgroups[i]
-			}
-		}
+		pc, ok := w.procs[q.WorkerPID]
 		w.mu.Unlock()
+		if ok {
+			add(pc)
+		}
 	}
 	if q.MasterPID > 0 {
 		pc, err := w.cgroupsOf(q.MasterPID)
@@ -298,103 +342,101 @@ func (w *OOMWatcher) ConfirmOOM(q OOMQuery) (confirmed bool, evidence string, er
 			pc = w.procs[q.MasterPID]
 			w.mu.Unlock()
 		}
-		for i, f := range pc.files {
-			files[f] = pc.cgroups[i]
-		}
+		add(pc)
 	}
 	if q.Cgroup != "" {
 		fs, err := w.cgroupFiles(q.Cgroup)
 		if err != nil {
-			ev = append(ev, fmt.Sprintf("cgroup %s: %v", q.Cgroup, err))
+			j.note("cgroup %s: %v", q.Cgroup, err)
 		}
 		for _, f := range fs {
 			files[f] = q.Cgroup
 		}
 	}
+	return files
+}
 
-	usable := false // some evidence could refute: a counter with a baseline, or the kernel log
-	counterHit := false
-	keys := make([]string, 0, len(files))
+// judgeCounters reads each counter file (sorted, then the host's) and
+// compares it with its last observation at or before since. A cgroup
+// counter that rose confirms one death: each kill number is claimed once.
+// The host-wide counter is reported but never confirms.
+func (w *OOMWatcher) judgeCounters(files map[string]string, since time.Time, j *oomJudgement) {
+	keys := make([]string, 0, len(files)+1)
 	for f := range files {
 		keys = append(keys, f)
 	}
 	slices.Sort(keys)
 	keys = append(keys, hostCounter)
 	w.mu.Lock()
+	defer w.mu.Unlock()
 	for _, f := range keys {
-		cur, err := w.readCounter(f)
-		name := f
+		name := "host /proc/vmstat"
 		if f != hostCounter {
 			name = fmt.Sprintf("cgroup %s (%s)", files[f], f)
-		} else {
-			name = "host /proc/vmstat"
 		}
+		cur, err := w.readCounter(f)
 		if err != nil {
-			ev = append(ev, fmt.Sprintf("%s: %v", name, err))
+			j.note("%s: %v", name, err)
 			continue
 		}
-		h := w.counters[f]
-		if h == nil {
-			w.record(f, cur, w.now())
-			ev = append(ev, fmt.Sprintf("%s oom_kill=%d, no earlier observation", name, cur))
-			continue
-		}
-		base, at, ok := h.baseline(q.Since)
-		if !ok {
-			ev = append(ev, fmt.Sprintf("%s oom_kill=%d, not observed before %s", name, cur, q.Since.Format(time.RFC3339)))
-			continue
-		}
-		if f != hostCounter {
-			usable = true
-		}
-		switch {
-		case cur <= base:
-			ev = append(ev, fmt.Sprintf("%s oom_kill=%d unchanged since %s", name, cur, at.Format(time.RFC3339)))
-		case f == hostCounter:
-			ev = append(ev, fmt.Sprintf("%s oom_kill %d→%d since %s (some process on the host)", name, base, cur, at.Format(time.RFC3339)))
-		default:
-			if n, ok := h.claim(base, cur); ok {
-				counterHit = true
-				ev = append(ev, fmt.Sprintf("%s oom_kill %d→%d since %s (kill #%d)", name, base, cur, at.Format(time.RFC3339), n))
-			} else {
-				ev = append(ev, fmt.Sprintf("%s oom_kill %d→%d since %s, every kill already attributed to another death", name, base, cur, at.Format(time.RFC3339)))
-			}
-		}
-		w.record(f, cur, w.now())
+		w.judgeCounter(f, name, cur, since, j)
 	}
-	w.mu.Unlock()
+}
 
-	kmsgHit := false
-	var permErr error
-	if q.WorkerPID > 0 && w.kmsgPath != "-" {
-		lines, src, err := w.kernelLog()
-		switch {
-		case err != nil:
-			if errors.Is(err, procinfo.ErrPermission) {
-				permErr = err
-			}
-			ev = append(ev, fmt.Sprintf("kernel log: %v", err))
-		default:
-			usable = true
-			if l, ok := w.findKill(lines, q.WorkerPID, q.Since); ok {
-				kmsgHit = true
-				ev = append(ev, fmt.Sprintf("%s: %s", src, l))
-			} else {
-				ev = append(ev, fmt.Sprintf("%s: no \"Killed process %d\" since %s", src, q.WorkerPID, q.Since.Format(time.RFC3339)))
-			}
+// judgeCounter judges one counter's current value cur; w.mu must be held.
+func (w *OOMWatcher) judgeCounter(f, name string, cur uint64, since time.Time, j *oomJudgement) {
+	h := w.counters[f]
+	if h == nil {
+		w.record(f, cur, w.now())
+		j.note("%s oom_kill=%d, no earlier observation", name, cur)
+		return
+	}
+	base, at, ok := h.baseline(since)
+	if !ok {
+		j.note("%s oom_kill=%d, not observed before %s", name, cur, since.Format(time.RFC3339))
+		return
+	}
+	if f != hostCounter {
+		j.usable = true
+	}
+	when := at.Format(time.RFC3339)
+	switch {
+	case cur <= base:
+		j.note("%s oom_kill=%d unchanged since %s", name, cur, when)
+	case f == hostCounter:
+		j.note("%s oom_kill %d→%d since %s (some process on the host)", name, base, cur, when)
+	default:
+		if n, ok := h.claim(base, cur); ok {
+			j.hit = true
+			j.note("%s oom_kill %d→%d since %s (kill #%d)", name, base, cur, when, n)
+		} else {
+			j.note("%s oom_kill %d→%d since %s, every kill already attributed to another death", name, base, cur, when)
 		}
 	}
-	evidence = strings.Join(ev, "; ")
-	if kmsgHit || counterHit {
-		return true, evidence, nil
+	w.record(f, cur, w.now())
+}
+
+// judgeKernelLog searches the kernel log for "Killed process <WorkerPID>"
+// since q.Since.
+func (w *OOMWatcher) judgeKernelLog(q OOMQuery, j *oomJudgement) {
+	if q.WorkerPID <= 0 || w.kmsgPath == "-" {
+		return
 	}
-	if !usable {
-		if permErr != nil {
-			return false, evidence, fmt.Errorf("confirm oom: %w: %w", ErrNoOOMEvidence, permErr)
+	lines, src, err := w.kernelLog()
+	if err != nil {
+		if errors.Is(err, procinfo.ErrPermission) {
+			j.permErr = err
 		}
-		return false, evidence, fmt.Errorf("confirm oom: %w", ErrNoOOMEvidence)
+		j.note("kernel log: %v", err)
+		return
 	}
-	return false, evidence, nil
+	j.usable = true
+	if l, ok := w.findKill(lines, q.WorkerPID, q.Since); ok {
+		j.hit = true
+		j.note("%s: %s", src, l)
+		return
+	}
+	j.note("%s: no \"Killed process %d\" since %s", src, q.WorkerPID, q.Since.Format(time.RFC3339))
 }
 
 // cgroupsOf reads /proc/<pid>/cgroup and maps it to oom_kill counter files.
@@ -403,9 +445,9 @@ func (w *OOMWatcher) cgroupsOf(pid int) (procCgroups, error) {
 	if err != nil {
 		return procCgroups{}, err
 	}
-	b, err := os.ReadFile(filepath.Join(w.fs.Root(), strconv.Itoa(pid), "cgroup"))
+	b, err := w.fs.ReadFile(pid, "cgroup")
 	if err != nil {
-		return procCgroups{}, classify(err)
+		return procCgroups{}, err
 	}
 	m, err := w.loadMounts()
 	if err != nil {
@@ -448,9 +490,9 @@ func (w *OOMWatcher) loadMounts() (*cgroupMounts, error) {
 	if m != nil {
 		return m, nil
 	}
-	b, err := os.ReadFile(filepath.Join(w.fs.Root(), "self", "mountinfo"))
+	b, err := w.fs.ReadRootFile("self/mountinfo")
 	if err != nil {
-		return nil, fmt.Errorf("cgroup mounts: %w", classify(err))
+		return nil, fmt.Errorf("cgroup mounts: %w", err)
 	}
 	m = parseCgroupMounts(b, w.hostRoot)
 	w.mu.Lock()
@@ -463,12 +505,19 @@ func (w *OOMWatcher) loadMounts() (*cgroupMounts, error) {
 // memory.oom_control (v1), or the host's /proc/vmstat.
 func (w *OOMWatcher) readCounter(f string) (uint64, error) {
 	p := f
+	var (
+		b   []byte
+		err error
+	)
 	if f == hostCounter {
 		p = filepath.Join(w.fs.Root(), "vmstat")
+		b, err = w.fs.ReadRootFile("vmstat")
+	} else {
+		b, err = os.ReadFile(p)
+		err = procinfo.Classify(err)
 	}
-	b, err := os.ReadFile(p)
 	if err != nil {
-		return 0, classify(err)
+		return 0, err
 	}
 	v, ok := oomKillValue(b)
 	if !ok {
@@ -631,7 +680,7 @@ func (w *OOMWatcher) kernelLog() ([]kmsgRecord, string, error) {
 	buf := make([]byte, 1<<20)
 	n, kerr := w.klogctl(buf)
 	if kerr != nil {
-		return nil, "", fmt.Errorf("%w; syslog(2): %w", err, classify(kerr))
+		return nil, "", fmt.Errorf("%w; syslog(2): %w", err, procinfo.Classify(kerr))
 	}
 	return parseSyslog(buf[:max(n, 0)]), "syslog(2)", nil
 }
@@ -644,7 +693,7 @@ func (w *OOMWatcher) kernelLog() ([]kmsgRecord, string, error) {
 func readKmsg(p string) ([]byte, error) {
 	fd, err := unix.Open(p, unix.O_RDONLY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return nil, fmt.Errorf("open %s: %w", p, classify(&os.PathError{Op: "open", Path: p, Err: err}))
+		return nil, fmt.Errorf("open %s: %w", p, procinfo.Classify(&os.PathError{Op: "open", Path: p, Err: err}))
 	}
 	defer unix.Close(fd)
 	var out bytes.Buffer
@@ -661,7 +710,7 @@ func readKmsg(p string) ([]byte, error) {
 		case errors.Is(err, unix.EAGAIN):
 			return out.Bytes(), nil
 		default:
-			return nil, fmt.Errorf("read %s: %w", p, classify(&os.PathError{Op: "read", Path: p, Err: err}))
+			return nil, fmt.Errorf("read %s: %w", p, procinfo.Classify(&os.PathError{Op: "read", Path: p, Err: err}))
 		}
 	}
 	return out.Bytes(), nil

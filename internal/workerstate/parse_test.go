@@ -54,53 +54,24 @@ func TestLookupSyscall(t *testing.T) {
 	require.False(t, ok)
 }
 
-const netTCP = `  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
-   0: 0100007F:4959 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 77497 1 00000000c913cdd1 100 0 0 10 0
-   8: 0100007F:DA36 0100007F:4A37 01 00000000:00000000 00:00000000 00000000     0        0 79566 1 0000000006a149a3 20 0 0 10 -1
-   9: garbage
-`
+// The /proc/net parsers are procinfo's (procinfo/parse_test.go); these are
+// the peers this package makes of their rows.
+func TestPeers(t *testing.T) {
+	if binary.NativeEndian.Uint16([]byte{1, 0}) != 1 {
+		t.Skip("the sample table is little-endian")
+	}
+	rows := procinfo.ParseNetTCP([]byte(netTCP6))
+	require.Len(t, rows, 2)
+	require.Equal(t, "127.0.0.2:40000", tcpPeer(rows[1]).addr)
+	require.True(t, unixPeer("/var/run/postgresql/.s.PGSQL.5432").postgres)
+	require.False(t, unixPeer("/run/app.sock").postgres)
+	require.Equal(t, "unix", unixPeer("").addr)
+}
 
 const netTCP6 = `  sl  local_address                         remote_address                        st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
    0: 00000000000000000000000001000000:1F90 00000000000000000000000001000000:D431 01 00000000:00000000 00:00000000 00000000     0        0 4242 1 0000000000000000 20 4 30 10 -1
    1: 0000000000000000FFFF00000100007F:1538 0000000000000000FFFF00000200007F:9C40 01 00000000:00000000 00:00000000 00000000     0        0 4243 1 0000000000000000 20 4 30 10 -1
 `
-
-func TestParseNetTCP(t *testing.T) {
-	if binary.NativeEndian.Uint16([]byte{1, 0}) != 1 {
-		t.Skip("the sample tables are little-endian")
-	}
-	rows := parseNetTCP([]byte(netTCP))
-	require.Len(t, rows, 2)
-	require.Equal(t, tcpConn{Local: net.IPv4(127, 0, 0, 1).To4(), LocalPort: 0x4959, Remote: net.IPv4zero.To4(), State: tcpListen, Inode: 77497}, rows[0])
-	require.Equal(t, 0xDA36, rows[1].LocalPort)
-	require.Equal(t, 18999, rows[1].RemotePort)
-	require.Equal(t, "127.0.0.1", rows[1].Remote.String())
-	require.Equal(t, uint64(tcpEstablished), rows[1].State)
-
-	rows = parseNetTCP([]byte(netTCP6))
-	require.Len(t, rows, 2)
-	require.Equal(t, "::1", rows[0].Local.String())
-	require.Equal(t, 8080, rows[0].LocalPort)
-	require.Equal(t, 54321, rows[0].RemotePort)
-	// IPv4-mapped addresses read as IPv4.
-	require.Equal(t, "127.0.0.1", rows[1].Local.String())
-	require.Equal(t, "127.0.0.2", rows[1].Remote.String())
-	require.Equal(t, 5432, rows[1].LocalPort)
-	require.Equal(t, "127.0.0.2:40000", tcpPeer(rows[1]).addr)
-}
-
-func TestParseNetUnix(t *testing.T) {
-	in := `Num       RefCount Protocol Flags    Type St Inode Path
-0000000000000000: 00000002 00000000 00010000 0001 01 15003 /run/app.sock
-0000000000000000: 00000003 00000000 00000000 0001 03 15010 /var/run/postgresql/.s.PGSQL.5432
-0000000000000000: 00000003 00000000 00000000 0001 03 15011
-bad line
-`
-	rows := parseNetUnix([]byte(in))
-	require.Equal(t, []unixSock{{15003, "/run/app.sock"}, {15010, "/var/run/postgresql/.s.PGSQL.5432"}, {15011, ""}}, rows)
-	require.True(t, unixPeer(rows[1].Path).postgres)
-	require.Equal(t, "unix", unixPeer("").addr)
-}
 
 func TestParseEpollFdinfo(t *testing.T) {
 	in := `pos:	0
@@ -136,16 +107,6 @@ func TestFDSets(t *testing.T) {
 	require.Empty(t, decodePollFDs(pfds[:5]))
 }
 
-func TestSocketInode(t *testing.T) {
-	ino, ok := socketInode("socket:[12345]")
-	require.True(t, ok)
-	require.Equal(t, uint64(12345), ino)
-	_, ok = socketInode("pipe:[1]")
-	require.False(t, ok)
-	_, ok = socketInode("socket:[x]")
-	require.False(t, ok)
-}
-
 func TestStatState(t *testing.T) {
 	require.Equal(t, byte('R'), statState("1702 (gunicorn: worke) R 1697 1697"))
 	require.Equal(t, byte('S'), statState("1 (a) (b)) S 0"))
@@ -154,7 +115,7 @@ func TestStatState(t *testing.T) {
 
 func TestAcceptedOn(t *testing.T) {
 	l := procinfo.Listener{Network: "tcp", Addr: "127.0.0.1:8000", Port: 8000}
-	c := tcpConn{Local: net.IPv4(127, 0, 0, 1), LocalPort: 8000, State: tcpEstablished}
+	c := procinfo.TCPConn{Local: net.IPv4(127, 0, 0, 1), LocalPort: 8000, State: procinfo.TCPEstablished}
 	require.True(t, acceptedOn(c, l))
 	c.LocalPort = 8001
 	require.False(t, acceptedOn(c, l))
@@ -186,18 +147,16 @@ func FuzzParseSyscall(f *testing.F) {
 }
 
 func FuzzParseNetTables(f *testing.F) {
-	f.Add([]byte(netTCP))
 	f.Add([]byte(netTCP6))
 	f.Add([]byte("Num RefCount Protocol Flags Type St Inode Path\n0: 1 0 0 1 1 5 /x\n"))
 	f.Add([]byte("tfd: 5 events: 19 data: 5 pos:0 ino:12ec9 sdev:8\n"))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		for _, r := range parseNetTCP(b) {
+		for _, r := range procinfo.ParseNetTCP(b) {
 			if r.LocalPort < 0 || r.LocalPort > 65535 || r.RemotePort < 0 || r.RemotePort > 65535 {
 				t.Fatalf("port out of range: %+v", r)
 			}
 			_ = tcpPeer(r)
 		}
-		parseNetUnix(b)
 		parseEpollFdinfo(b)
 		decodeFDSet(b, uint64(len(b))*8)
 		decodePollFDs(b)

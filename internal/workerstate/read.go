@@ -2,74 +2,33 @@ package workerstate
 
 import (
 	"errors"
-	"fmt"
-	"io"
 	"net"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
+	"time"
 
 	"github.com/gunicorn-reflex/gunicorn-reflex/internal/procinfo"
 )
 
-// readProc reads /proc/<pid>/<name>, with errors classified like
-// procinfo's (ErrPermission, ErrGone).
-func (s *Sampler) readProc(pid int, name string) ([]byte, error) {
-	b, err := os.ReadFile(filepath.Join(s.fs.Root(), strconv.Itoa(pid), name))
-	if err != nil {
-		return nil, classify(err)
-	}
-	return b, nil
-}
-
-// readProcMem reads n bytes at addr of pid's memory through /proc/<pid>/mem
-// (ptrace attach access: same uid and dumpable, or CAP_SYS_PTRACE). It only
-// reads; the process is not stopped.
-func (s *Sampler) readProcMem(pid int, addr uint64, n int) ([]byte, error) {
-	f, err := os.Open(filepath.Join(s.fs.Root(), strconv.Itoa(pid), "mem"))
-	if err != nil {
-		return nil, classify(err)
-	}
-	defer f.Close()
-	if addr > 1<<63-1 {
-		return nil, fmt.Errorf("read memory of %d: address %#x out of range", pid, addr)
-	}
-	b := make([]byte, n)
-	if _, err := f.ReadAt(b, int64(addr)); err != nil && !errors.Is(err, io.EOF) {
-		return nil, classify(err)
-	}
-	return b, nil
-}
-
-// classify maps a /proc read error onto procinfo's sentinels.
-func classify(err error) error {
-	switch {
-	case err == nil:
-		return nil
-	case errors.Is(err, procinfo.ErrPermission), errors.Is(err, procinfo.ErrGone):
-		return err
-	case errors.Is(err, os.ErrPermission), errors.Is(err, syscall.EPERM):
-		return fmt.Errorf("%w: %w", procinfo.ErrPermission, err)
-	case errors.Is(err, os.ErrNotExist), errors.Is(err, syscall.ESRCH):
-		return fmt.Errorf("%w: %w", procinfo.ErrGone, err)
-	}
-	return err
-}
+// runningRetries is how often a worker seen running is read again, and
+// runningPause how long apart, before it counts as busy/cpu.
+const (
+	runningRetries = 3
+	runningPause   = 2 * time.Millisecond
+)
 
 // readTaskState reads the state letter, wchan and syscall of pid's main
 // thread. sysErr is the syscall file's error (nil when parsed).
 func (s *Sampler) readTaskState(pid int) (o observation, sysErr error) {
-	if b, err := s.readProc(pid, "stat"); err == nil {
+	if b, err := s.fs.ReadFile(pid, "stat"); err == nil {
 		o.State = statState(string(b))
 	}
-	if b, err := s.readProc(pid, "wchan"); err == nil {
+	if b, err := s.fs.ReadFile(pid, "wchan"); err == nil {
 		if w := strings.TrimSpace(string(b)); w != "0" {
 			o.Wchan = w
 		}
 	}
-	b, err := s.readProc(pid, "syscall")
+	b, err := s.fs.ReadFile(pid, "syscall")
 	if err != nil {
 		return o, err
 	}
@@ -145,7 +104,7 @@ func (s *Sampler) observe(pid int, lis listenerCache) (o observation, perm bool)
 			fds = decodePollFDs(b)
 		}
 	case sysEpoll:
-		b, err := s.readProc(pid, "fdinfo/"+strconv.Itoa(int(int32(a[0]))))
+		b, err := s.fs.ReadFile(pid, "fdinfo/"+strconv.Itoa(int(int32(a[0]))))
 		if err != nil {
 			perm = errors.Is(err, procinfo.ErrPermission)
 			break
@@ -176,12 +135,12 @@ func (s *Sampler) resolveFD(pid, fd int, lis listenerCache) waitFD {
 	if fd < 0 {
 		return w
 	}
-	target, err := os.Readlink(filepath.Join(s.fs.Root(), strconv.Itoa(pid), "fd", strconv.Itoa(fd)))
+	target, err := s.fs.FDTarget(pid, fd)
 	if err != nil {
 		return w
 	}
 	w.Target = target
-	if ino, ok := socketInode(target); ok {
+	if ino, ok := procinfo.SocketInode(target); ok {
 		w.Socket, w.Inode = true, ino
 		w.Listener = lis.inodes[ino]
 	}
@@ -218,8 +177,8 @@ func needsConnCheck(o observation) bool {
 // namespace, read at most once per Sample.
 type connTable struct {
 	loaded bool
-	tcp    []tcpConn
-	unix   []unixSock
+	tcp    []procinfo.TCPConn
+	unix   []procinfo.UnixSocket
 	err    error
 }
 
@@ -228,19 +187,12 @@ func (s *Sampler) loadConns(pid int, t *connTable) error {
 		return t.err
 	}
 	t.loaded = true
-	for _, name := range []string{"net/tcp", "net/tcp6"} {
-		b, err := s.readProc(pid, name)
-		if errors.Is(err, procinfo.ErrGone) {
-			continue // no IPv6
-		}
-		if err != nil {
-			t.err = err
-			return err
-		}
-		t.tcp = append(t.tcp, parseNetTCP(b)...)
+	t.tcp, t.err = s.fs.NetTCP(pid)
+	if t.err != nil {
+		return t.err
 	}
-	if b, err := s.readProc(pid, "net/unix"); err == nil {
-		t.unix = parseNetUnix(b)
+	if socks, err := s.fs.NetUnix(pid); err == nil {
+		t.unix = socks
 	}
 	return nil
 }
@@ -269,7 +221,7 @@ func (s *Sampler) holdsClientConn(pid, masterPID int, lis listenerCache, t *conn
 		return false, err
 	}
 	for _, c := range t.tcp {
-		if !socks[c.Inode] || c.State == tcpListen {
+		if !socks[c.Inode] || c.State == procinfo.TCPListen {
 			continue
 		}
 		for _, l := range lis.tcp {
@@ -289,7 +241,7 @@ func (s *Sampler) holdsClientConn(pid, masterPID int, lis listenerCache, t *conn
 // acceptedOn reports whether connection c was accepted on listener l: its
 // local end is the listener's port, on the listener's address unless that
 // is a wildcard.
-func acceptedOn(c tcpConn, l procinfo.Listener) bool {
+func acceptedOn(c procinfo.TCPConn, l procinfo.Listener) bool {
 	if c.LocalPort != l.Port {
 		return false
 	}
