@@ -262,9 +262,12 @@ func (h *Handler) readBody(w http.ResponseWriter, r *http.Request, buf *bytes.Bu
 	// ErrNotSupported (a ResponseWriter without deadlines, as in
 	// httptest.ResponseRecorder) leaves the server's own ReadTimeout.
 	_ = rc.SetReadDeadline(time.Now().Add(h.readTO))
-	defer func() { _ = rc.SetReadDeadline(time.Time{}) }()
 	body := http.MaxBytesReader(w, r.Body, h.maxBody)
 	if _, err := buf.ReadFrom(body); err != nil {
+		// The connection is not reused, and the deadline stays in force:
+		// net/http otherwise tries to read the rest of a short body before
+		// sending the answer, and would wait for a stalled client forever.
+		w.Header().Set("Connection", "close")
 		var tooBig *http.MaxBytesError
 		switch {
 		case errors.As(err, &tooBig):
@@ -275,6 +278,7 @@ func (h *Handler) readBody(w http.ResponseWriter, r *http.Request, buf *bytes.Bu
 			return http.StatusBadRequest, "body could not be read"
 		}
 	}
+	_ = rc.SetReadDeadline(time.Time{})
 	if buf.Len() == 0 {
 		return http.StatusBadRequest, "empty body"
 	}

@@ -321,6 +321,7 @@ func TestIgnoresBadAlerts(t *testing.T) {
 	}{
 		{"path traversal app", firing(with("app", "../../x")), ReasonInvalidLabel, "app"},
 		{"shell app", firing(with("app", "a;rm -rf /")), ReasonInvalidLabel, "app"},
+		{"slash in app", firing(with("app", "web/../../x")), ReasonInvalidLabel, "app"},
 		{"command substitution app", firing(with("app", "$(reboot)")), ReasonInvalidLabel, "app"},
 		{"newline in app", firing(with("app", "web\nInjected: yes")), ReasonInvalidLabel, "app"},
 		{"64 KiB app", firing(with("app", huge)), ReasonInvalidLabel, "app"},
