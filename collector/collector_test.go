@@ -93,6 +93,7 @@ func TestGoldenExposition(t *testing.T) {
 		{"access", NewAccess(sampleApps())},
 		{"proc", NewProc(sampleApps())},
 		{"timeline", NewTimeline(tl)},
+		{"receiver", NewReceiver(sampleRemediation())},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			golden := filepath.Join("testdata", tc.name+".golden")
@@ -152,6 +153,7 @@ func TestEveryMetricIsDocumented(t *testing.T) {
 		"access":    NewAccess(sampleApps()),
 		"proc":      NewProc(sampleApps()),
 		"timeline":  NewTimeline(timeline.New(16, 0)),
+		"receiver":  NewReceiver(sampleRemediation()),
 	}))
 	mfs, err := reg.Gather()
 	require.NoError(t, err)
