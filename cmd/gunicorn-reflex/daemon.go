@@ -37,6 +37,7 @@ type daemon struct {
 	timeline *timeline.Timeline
 	mux      *http.ServeMux
 	exporter *collector.Exporter // bound to each scrape's deadline by the /metrics handler
+	receiver *remediation        // nil unless receiver.enabled
 
 	reloadMu        sync.Mutex
 	dbsMu           sync.Mutex
@@ -83,20 +84,33 @@ func newDaemon(ctx context.Context, f *flags, cfg *config.Config, logger *slog.L
 		versioncollector.NewCollector("reflex"),
 		d.reloadOK, d.reloadTimestamp,
 	)
-	d.exporter = collector.NewExporter(logger, map[string]collector.Collector{
+	collectors := map[string]collector.Collector{
 		"lifecycle": collector.NewLifecycle(d.apps),
 		"logfollow": collector.NewLogFollow(d.apps),
 		"access":    collector.NewAccess(d.apps),
 		"proc":      collector.NewProc(d.apps),
 		"timeline":  collector.NewTimeline(d.timeline),
 		"postgres":  collector.NewPostgres(d.databases),
-	})
+	}
+	if err := d.startReceiver(ctx, cfg); err != nil {
+		return nil, err
+	}
+	if d.receiver != nil {
+		collectors["receiver"] = collector.NewReceiver(d.receiver.engine)
+	}
+	d.exporter = collector.NewExporter(logger, collectors)
 	d.routes(reg)
 	return d, nil
 }
 
+// scrapeDatabases is the guard's view of the database targets.
+func (d *daemon) scrapeDatabases(ctx context.Context) (pgmon.SetSnapshot, error) {
+	return d.databases().Scrape(ctx)
+}
+
 func (d *daemon) wait() {
 	d.apps.Wait()
+	d.receiver.wait()
 	d.databases().Close()
 }
 
