@@ -97,7 +97,8 @@ func (d *daemon) startReceiver(ctx context.Context, cfg *config.Config) error {
 		r.close()
 		return fmt.Errorf("receiver: %w", err)
 	}
-	guard := incident.NewGuard(incident.GuardOptions{App: d.apps.GuardApp, PG: d.scrapeDatabases, ReadProc: fs.ReadRootFile})
+	guard := incident.NewGuard(incident.GuardOptions{App: d.apps.GuardApp, PG: d.scrapeDatabases, ReadProc: fs.ReadRootFile,
+		CPUBusyAbove: rc.Guard.CPUBusyAbove, SaturationAbove: rc.Guard.PGSaturationAbove})
 	apps := make([]receiver.App, 0, len(rc.Apps))
 	for _, a := range rc.Apps {
 		apps = append(apps, receiver.App{Name: a.Name, Unit: a.Unit, Rules: rulesOf(a)})

@@ -51,7 +51,19 @@ type Receiver struct {
 	// ReconcileInterval is how often each app's worker count is compared
 	// with the desired one (a HUP from anyone resets it).
 	ReconcileInterval Duration        `yaml:"reconcile_interval"`
+	Guard             Guard           `yaml:"guard"`
 	Apps              []RemediatedApp `yaml:"apps"`
+}
+
+// Guard tunes the "never make it worse" checks before a scale-up. Zero
+// means the default; a value above 1 turns the check off.
+type Guard struct {
+	// CPUBusyAbove: all cores together at least this busy (0.95) refuse.
+	CPUBusyAbove float64 `yaml:"cpu_busy_above"`
+	// PGSaturationAbove: a PostgreSQL target whose client backends use at
+	// least this share of the connections ordinary roles may use (0.9)
+	// refuses.
+	PGSaturationAbove float64 `yaml:"pg_saturation_above"`
 }
 
 // RemediatedApp is what the receiver may do to one app, by name (a
@@ -170,6 +182,12 @@ func (c *Config) validateReceiver() error {
 	}
 	if r.ReconcileInterval < Duration(minReceiverReconcileEvery) {
 		return &Error{Field: "receiver.reconcile_interval", Msg: "must be at least 1s"}
+	}
+	if r.Guard.CPUBusyAbove < 0 {
+		return &Error{Field: "receiver.guard.cpu_busy_above", Msg: "must not be negative"}
+	}
+	if r.Guard.PGSaturationAbove < 0 {
+		return &Error{Field: "receiver.guard.pg_saturation_above", Msg: "must not be negative"}
 	}
 	if r.Enabled && len(r.Apps) == 0 {
 		return &Error{Field: "receiver.apps", Msg: "the receiver is enabled but no app may be remediated: list at least one"}

@@ -73,6 +73,7 @@ func TestReceiverSafetyKnobs(t *testing.T) {
 		{"body cap too small", "receiver:\n  max_body_bytes: 10\n", 2, "receiver.max_body_bytes", "between"},
 		{"negative rate limit", "receiver:\n  rate_limit: -2\n", 2, "receiver.rate_limit", "negative"},
 		{"reconcile too often", "receiver:\n  reconcile_interval: 10ms\n", 2, "receiver.reconcile_interval", "at least 1s"},
+		{"negative cpu guard", "receiver:\n  guard:\n    cpu_busy_above: -1\n", 3, "receiver.guard.cpu_busy_above", "negative"},
 		{"unknown receiver key", "receiver:\n  dryrun: true\n", 2, "receiver", `did you mean "dry_run"?`},
 	}
 	for _, tc := range cases {
