@@ -178,11 +178,14 @@ func Apply(st *State, d Decision, r Rules, g Global) {
 		if d.Action == intent.Reload || d.Action == intent.Restart {
 			a.Spent = append(a.Spent, d.At)
 		}
-		if d.Target > 0 {
-			a.Desired = d.Target
-			if !d.Reconcile {
-				a.DesiredAt = d.At
-			}
+		switch {
+		case d.Target > 0 && !d.Reconcile:
+			a.Desired, a.DesiredAt = d.Target, d.At
+		case d.Target > 0 && d.Target == a.Desired:
+			// The last step back to the desired count: the reset is
+			// handled, and a later change that is not a reset (a
+			// person's TTOU) is not undone.
+			a.DesiredAt = d.At
 		}
 	}
 	st.setApp(d.App, a)
