@@ -153,7 +153,7 @@ func Apply(st *State, d Decision, r Rules, g Global) {
 	if d.Outcome == intent.OutcomeIgnored {
 		return
 	}
-	Prune(st, g, func(string) Rules { return r }, d.At)
+	pruneKeys(st, g, d.At)
 	if d.Key != "" && d.Outcome != intent.OutcomeDeduplicated {
 		if st.Keys == nil {
 			st.Keys = make(map[string]time.Time)
@@ -161,6 +161,9 @@ func Apply(st *State, d Decision, r Rules, g Global) {
 		st.Keys[d.Key] = d.At.Add(g.KeyTTL)
 	}
 	a := st.App(d.App)
+	// Only this app's spent budget is pruned, with its own window: another
+	// app's may be longer.
+	a.Spent = within(a.Spent, d.At, r.BudgetWindow)
 	if d.Action == intent.ScaleUp && !d.Reconcile {
 		a.ScaleUpWanted = later(a.ScaleUpWanted, d.At)
 	}

@@ -480,3 +480,37 @@ func TestValidate(t *testing.T) {
 	require.Equal(t, Global{RateLimit: DefaultRateLimit, RateWindow: DefaultRateWindow, KeyTTL: DefaultKeyTTL},
 		Global{}.WithDefaults())
 }
+
+// Each app's budget is counted in its own window: deciding for an app with
+// a short window must not prune another app's spent budget.
+func TestBudgetPerApp(t *testing.T) {
+	g := Global{RateLimit: 100}
+	long := Rules{Allow: []intent.Action{intent.Restart}, BudgetWindow: 2 * time.Hour, Budget: 1}
+	short := Rules{Allow: []intent.Action{intent.Restart}, BudgetWindow: 10 * time.Minute, Budget: 1}
+	var st State
+	now := t0
+	decide := func(app string, r Rules) Decision {
+		obs := Observed{App: intent.AppView{Name: app, Workers: 2, DataFresh: true}}
+		a := intent.Alert{Fingerprint: app + now.String(), Status: "firing", StartsAt: now, Action: intent.Restart, App: app}
+		d := Decide(now, a, r, g, st, obs)
+		Apply(&st, d, r, g)
+		return d
+	}
+	want(t, decide("batch", long), intent.OutcomeActed, 16)
+	now = now.Add(30 * time.Minute)
+	want(t, decide("web", short), intent.OutcomeActed, 16)
+	now = now.Add(30 * time.Minute)
+	want(t, decide("batch", long), intent.OutcomeBudgetExhausted, 13)
+	now = now.Add(30 * time.Minute)
+	want(t, decide("web", short), intent.OutcomeActed, 16)
+
+	Prune(&st, g, func(app string) Rules {
+		if app == "batch" {
+			return long
+		}
+		return short
+	}, now)
+	require.Len(t, st.App("batch").Spent, 1)
+	require.Len(t, st.App("web").Spent, 1)
+	require.Len(t, st.Keys, 1, "the keys older than 15 minutes expired")
+}

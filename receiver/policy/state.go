@@ -94,20 +94,26 @@ func ResetCircuit(s *State, app string) {
 	s.setApp(app, a)
 }
 
-// Prune drops expired keys and the action times outside their windows.
-// Apply calls it; the engine may call it before saving.
+// Prune drops expired keys and the action times outside their windows,
+// each app's budget with its own rules. Apply prunes as it goes; the
+// engine may call Prune before saving a state that was idle for long.
 func Prune(s *State, g Global, rules func(app string) Rules, now time.Time) {
-	g = g.WithDefaults()
+	pruneKeys(s, g, now)
+	for name, a := range s.Apps {
+		a.Spent = within(a.Spent, now, rules(name).WithDefaults().BudgetWindow)
+		s.Apps[name] = a
+	}
+}
+
+// pruneKeys drops expired keys and the global action times outside the
+// rate window.
+func pruneKeys(s *State, g Global, now time.Time) {
 	for k, exp := range s.Keys {
 		if !now.Before(exp) {
 			delete(s.Keys, k)
 		}
 	}
-	s.Acted = within(s.Acted, now, g.RateWindow)
-	for name, a := range s.Apps {
-		a.Spent = within(a.Spent, now, rules(name).WithDefaults().BudgetWindow)
-		s.Apps[name] = a
-	}
+	s.Acted = within(s.Acted, now, g.WithDefaults().RateWindow)
 }
 
 // within returns the times of ts after now-window, in place.
