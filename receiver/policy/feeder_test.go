@@ -84,8 +84,8 @@ func (f *feeder) record(d Decision) {
 	if d.Outcome == "" || d.Rule == 0 || d.Reason == "" {
 		f.t.Fatalf("decision without outcome, rule or reason: %+v", d)
 	}
-	if d.Target != 0 && (d.Target > f.rules.MaxWorkers || d.Target < f.rules.MinWorkers) {
-		f.t.Fatalf("target %d outside [%d, %d]: %+v", d.Target, f.rules.MinWorkers, f.rules.MaxWorkers, d)
+	if (d.Action == intent.ScaleUp && d.Target > f.rules.MaxWorkers) || (d.Action == intent.ScaleDown && d.Target != 0 && d.Target < f.rules.MinWorkers) {
+		f.t.Fatalf("target %d beyond [%d, %d]: %+v", d.Target, f.rules.MinWorkers, f.rules.MaxWorkers, d)
 	}
 	Apply(&f.st, d, f.rules, f.global)
 	f.log = append(f.log, d)
