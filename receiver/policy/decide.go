@@ -159,6 +159,7 @@ func Apply(st *State, d Decision, r Rules, g Global) {
 			st.Keys = make(map[string]time.Time)
 		}
 		st.Keys[d.Key] = d.At.Add(g.KeyTTL)
+		capKeys(st, g.MaxKeys)
 	}
 	a := st.App(d.App)
 	// Only this app's spent budget is pruned, with its own window: another

@@ -477,7 +477,8 @@ func TestValidate(t *testing.T) {
 	d := Rules{}.WithDefaults()
 	require.Equal(t, Rules{Allow: DefaultAllow, Cooldown: DefaultCooldown, Stabilization: DefaultStabilization,
 		Grace: DefaultGrace, Budget: DefaultBudget, BudgetWindow: DefaultBudgetWindow}, d)
-	require.Equal(t, Global{RateLimit: DefaultRateLimit, RateWindow: DefaultRateWindow, KeyTTL: DefaultKeyTTL},
+	require.ErrorIs(t, Global{MaxKeys: -1}.Validate(), ErrNegative)
+	require.Equal(t, Global{RateLimit: DefaultRateLimit, RateWindow: DefaultRateWindow, KeyTTL: DefaultKeyTTL, MaxKeys: DefaultMaxKeys},
 		Global{}.WithDefaults())
 }
 
@@ -513,4 +514,23 @@ func TestBudgetPerApp(t *testing.T) {
 	require.Len(t, st.App("batch").Spent, 1)
 	require.Len(t, st.App("web").Spent, 1)
 	require.Len(t, st.Keys, 1, "the keys older than 15 minutes expired")
+}
+
+// A flood of distinct alerts keeps at most MaxKeys keys, forgetting the
+// oldest first, and the cooldown still stops a forgotten one from acting
+// twice.
+func TestMaxKeys(t *testing.T) {
+	f := newFeeder(t)
+	f.global.MaxKeys = 100
+	first := f.alert(intent.ScaleUp, 0)
+	want(t, f.fire(first), intent.OutcomeActed, 16)
+	for range 1000 {
+		f.step(time.Millisecond)
+		want(t, f.fire(f.alert(intent.ScaleUp, 0)), intent.OutcomeCoolingDown, 7)
+		require.LessOrEqual(t, len(f.st.Keys), 100)
+	}
+	require.GreaterOrEqual(t, len(f.st.Keys), 90)
+	require.False(t, f.st.Seen(first.Key(), f.now), "the oldest key was forgotten")
+	want(t, f.fire(first), intent.OutcomeCoolingDown, 7)
+	require.Equal(t, 1, f.acted(intent.ScaleUp))
 }

@@ -1,6 +1,8 @@
 package policy
 
 import (
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/gunicorn-reflex/gunicorn-reflex/receiver/intent"
@@ -114,6 +116,32 @@ func pruneKeys(s *State, g Global, now time.Time) {
 		}
 	}
 	s.Acted = within(s.Acted, now, g.WithDefaults().RateWindow)
+}
+
+// capKeys forgets the keys closest to expiry when there are more than limit,
+// down to 90% of limit so that a flood sorts once per limit/10 keys, not once
+// per key.
+func capKeys(s *State, limit int) {
+	if len(s.Keys) <= limit {
+		return
+	}
+	type kv struct {
+		k   string
+		exp time.Time
+	}
+	all := make([]kv, 0, len(s.Keys))
+	for k, exp := range s.Keys {
+		all = append(all, kv{k, exp})
+	}
+	slices.SortFunc(all, func(a, b kv) int {
+		if c := a.exp.Compare(b.exp); c != 0 {
+			return c
+		}
+		return strings.Compare(a.k, b.k)
+	})
+	for _, e := range all[:len(all)-limit*9/10] {
+		delete(s.Keys, e.k)
+	}
 }
 
 // within returns the times of ts after now-window, in place.
