@@ -153,14 +153,18 @@ func Apply(st *State, d Decision, r Rules, g Global) {
 	if d.Outcome == intent.OutcomeIgnored {
 		return
 	}
-	Prune(st, g, func(string) Rules { return r }, d.At)
+	pruneKeys(st, g, d.At)
 	if d.Key != "" && d.Outcome != intent.OutcomeDeduplicated {
 		if st.Keys == nil {
 			st.Keys = make(map[string]time.Time)
 		}
 		st.Keys[d.Key] = d.At.Add(g.KeyTTL)
+		capKeys(st, g.MaxKeys)
 	}
 	a := st.App(d.App)
+	// Only this app's spent budget is pruned, with its own window: another
+	// app's may be longer.
+	a.Spent = within(a.Spent, d.At, r.BudgetWindow)
 	if d.Action == intent.ScaleUp && !d.Reconcile {
 		a.ScaleUpWanted = later(a.ScaleUpWanted, d.At)
 	}
@@ -178,11 +182,14 @@ func Apply(st *State, d Decision, r Rules, g Global) {
 		if d.Action == intent.Reload || d.Action == intent.Restart {
 			a.Spent = append(a.Spent, d.At)
 		}
-		if d.Target > 0 {
-			a.Desired = d.Target
-			if !d.Reconcile {
-				a.DesiredAt = d.At
-			}
+		switch {
+		case d.Target > 0 && !d.Reconcile:
+			a.Desired, a.DesiredAt = d.Target, d.At
+		case d.Target > 0 && d.Target == a.Desired:
+			// The last step back to the desired count: the reset is
+			// handled, and a later change that is not a reset (a
+			// person's TTOU) is not undone.
+			a.DesiredAt = d.At
 		}
 	}
 	st.setApp(d.App, a)

@@ -18,7 +18,7 @@
 // number):
 //
 //  1. ignored: the alert is not firing, names no action, or names another
-//     app than the rules are for. Resolved alerts never act and change no
+//     app than the host's view (Observed.App) is of. Resolved alerts never act and change no
 //     state.
 //  2. deduplicated: the alert's idempotency key (action, app, fingerprint,
 //     startsAt) was decided before and has not expired (Global.KeyTTL).
@@ -62,7 +62,8 @@
 // # What is remembered
 //
 // Apply records the key of every decision but an ignored one (so a flood
-// of duplicates of a refused alert is one decision, not thousands). Only
+// of duplicates of a refused alert is one decision, not thousands), until
+// Global.KeyTTL, and at most Global.MaxKeys of them. Only
 // acted decisions start a cooldown, a grace period, count against the
 // budget and the rate limit, and set the desired worker count; a dry-run
 // decision records only its key, so turning dry-run off does not inherit
@@ -71,7 +72,7 @@
 //
 // After a HUP (from anyone) or a new master, Gunicorn runs its configured
 // --workers again; Reconcile steps the count back to the desired one, one
-// worker per call, under rules 4, 5, 10 and 12 to 16. A verification that
+// worker per call, under rules 4, 5 and 10 to 16. A verification that
 // failed sets the desired count to what was observed (Settle), so a TTIN
 // that cannot take effect is an outcome, never a retry loop.
 package policy

@@ -28,6 +28,9 @@ const (
 	// retries a webhook until max(group_interval, 10s) plus 15 s per HA
 	// peer position has passed (group_interval defaults to 5 m).
 	DefaultKeyTTL = 15 * time.Minute
+	// DefaultMaxKeys is far more distinct alerts than one host sees in a
+	// key TTL, and keeps the saved state well under a megabyte.
+	DefaultMaxKeys = 10000
 )
 
 // DefaultAllow is what an app permits when its rules list nothing: scaling
@@ -72,6 +75,10 @@ type Global struct {
 	// the retries of one notification (see DefaultKeyTTL); a repeat_interval
 	// re-send after it is decided afresh (and still meets the cooldown).
 	KeyTTL time.Duration `json:"key_ttl"`
+	// MaxKeys bounds the idempotency keys kept, so a flood of distinct
+	// alerts cannot grow the state without end; past it the keys closest
+	// to expiry are forgotten first (the cooldown still holds for them).
+	MaxKeys int `json:"max_keys"`
 }
 
 // WithDefaults returns r with every zero knob replaced by its default.
@@ -107,6 +114,9 @@ func (g Global) WithDefaults() Global {
 	}
 	if g.KeyTTL == 0 {
 		g.KeyTTL = DefaultKeyTTL
+	}
+	if g.MaxKeys == 0 {
+		g.MaxKeys = DefaultMaxKeys
 	}
 	return g
 }
@@ -173,6 +183,9 @@ func (g Global) Validate() error {
 	}
 	if g.KeyTTL < 0 {
 		return fmt.Errorf("key_ttl: %w", ErrNegative)
+	}
+	if g.MaxKeys < 0 {
+		return fmt.Errorf("max_keys: %w", ErrNegative)
 	}
 	return nil
 }

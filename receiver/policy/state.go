@@ -1,6 +1,8 @@
 package policy
 
 import (
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/gunicorn-reflex/gunicorn-reflex/receiver/intent"
@@ -94,19 +96,51 @@ func ResetCircuit(s *State, app string) {
 	s.setApp(app, a)
 }
 
-// Prune drops expired keys and the action times outside their windows.
-// Apply calls it; the engine may call it before saving.
+// Prune drops expired keys and the action times outside their windows,
+// each app's budget with its own rules. Apply prunes as it goes; the
+// engine may call Prune before saving a state that was idle for long.
 func Prune(s *State, g Global, rules func(app string) Rules, now time.Time) {
-	g = g.WithDefaults()
+	pruneKeys(s, g, now)
+	for name, a := range s.Apps {
+		a.Spent = within(a.Spent, now, rules(name).WithDefaults().BudgetWindow)
+		s.Apps[name] = a
+	}
+}
+
+// pruneKeys drops expired keys and the global action times outside the
+// rate window.
+func pruneKeys(s *State, g Global, now time.Time) {
 	for k, exp := range s.Keys {
 		if !now.Before(exp) {
 			delete(s.Keys, k)
 		}
 	}
-	s.Acted = within(s.Acted, now, g.RateWindow)
-	for name, a := range s.Apps {
-		a.Spent = within(a.Spent, now, rules(name).WithDefaults().BudgetWindow)
-		s.Apps[name] = a
+	s.Acted = within(s.Acted, now, g.WithDefaults().RateWindow)
+}
+
+// capKeys forgets the keys closest to expiry when there are more than limit,
+// down to 90% of limit so that a flood sorts once per limit/10 keys, not once
+// per key.
+func capKeys(s *State, limit int) {
+	if len(s.Keys) <= limit {
+		return
+	}
+	type kv struct {
+		k   string
+		exp time.Time
+	}
+	all := make([]kv, 0, len(s.Keys))
+	for k, exp := range s.Keys {
+		all = append(all, kv{k, exp})
+	}
+	slices.SortFunc(all, func(a, b kv) int {
+		if c := a.exp.Compare(b.exp); c != 0 {
+			return c
+		}
+		return strings.Compare(a.k, b.k)
+	})
+	for _, e := range all[:len(all)-limit*9/10] {
+		delete(s.Keys, e.k)
 	}
 }
 
