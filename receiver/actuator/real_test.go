@@ -174,16 +174,16 @@ func TestGarbagePidfilesRefused(t *testing.T) {
 	dir := t.TempDir()
 	self := strconv.Itoa(os.Getpid())
 	for name, content := range map[string]string{
-		"empty":      "",
-		"word":       "gunicorn\n",
-		"zero":       "0\n",
-		"init":       "1\n",
-		"negative":   "-42\n",
-		"trailing":   "123abc\n",
-		"two pids":   "123 456\n",
-		"huge":       "99999999999999999999\n",
-		"no process": "4194303\n", // above the default pid_max: never a live pid
-		"binary":     "\x00\x01\x02",
+		"empty":                          "",
+		"word":                           "gunicorn\n",
+		"zero":                           "0\n",
+		"init":                           "1\n",
+		"negative":                       "-42\n",
+		"trailing":                       "123abc\n",
+		"two pids":                       "123 456\n",
+		"huge":                           "99999999999999999999\n",
+		"no process":                     "4194303\n", // above the default pid_max: never a live pid
+		"binary":                         "\x00\x01\x02",
 		"not gunicorn (the test itself)": self + "\n",
 	} {
 		t.Run(name, func(t *testing.T) {
