@@ -3,6 +3,7 @@ package actuator_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -34,7 +35,13 @@ type rig struct {
 
 func newRig(t *testing.T, workers int, opts actuator.Options) *rig {
 	t.Helper()
-	g := gunicorntest.Start(t, gunicorntest.Options{Workers: workers, Name: "rx"})
+	return newRigWith(t, gunicorntest.Options{Workers: workers, Name: "rx"}, opts)
+}
+
+func newRigWith(t *testing.T, gopts gunicorntest.Options, opts actuator.Options) *rig {
+	t.Helper()
+	workers := gopts.Workers
+	g := gunicorntest.Start(t, gopts)
 	require.NoError(t, g.WaitWorkers(workers, realDeadline))
 	fs, err := procinfo.NewFS("/proc")
 	require.NoError(t, err)
@@ -217,25 +224,33 @@ func TestGarbagePidfilesRefused(t *testing.T) {
 
 // TestWorkerPidRefused (D9): a worker's pid, through a pidfile or as the
 // target's identity, is refused, and the worker count does not change.
+// Untitled (no setproctitle), a worker's command line is its master's:
+// only its parent tells them apart.
 func TestWorkerPidRefused(t *testing.T) {
-	r := newRig(t, 2, actuator.Options{})
-	workers := r.g.WorkerPIDs()
-	require.Len(t, workers, 2)
-	wid, err := r.fs.Identify(workers[0])
-	require.NoError(t, err)
+	for _, untitled := range []bool{false, true} {
+		t.Run(fmt.Sprintf("untitled=%v", untitled), func(t *testing.T) {
+			r := newRigWith(t, gunicorntest.Options{Workers: 2, Name: "rx", NoSetproctitle: untitled}, actuator.Options{})
+			workers := r.g.WorkerPIDs()
+			require.Len(t, workers, 2)
+			wid, err := r.fs.Identify(workers[0])
+			require.NoError(t, err)
+			_, titled := procinfo.ParseTitle(wid.Cmdline)
+			require.Equal(t, !untitled, titled, "%q", wid.Cmdline)
 
-	pidfile := filepath.Join(t.TempDir(), "worker.pid")
-	require.NoError(t, os.WriteFile(pidfile, []byte(strconv.Itoa(workers[0])+"\n"), 0o600))
-	_, err = r.act.MasterFromPidfile(pidfile)
-	require.ErrorIs(t, err, actuator.ErrNotMaster)
-	require.ErrorContains(t, err, "worker")
+			pidfile := filepath.Join(t.TempDir(), "worker.pid")
+			require.NoError(t, os.WriteFile(pidfile, []byte(strconv.Itoa(workers[0])+"\n"), 0o600))
+			_, err = r.act.MasterFromPidfile(pidfile)
+			require.ErrorIs(t, err, actuator.ErrNotMaster)
+			require.ErrorContains(t, err, "worker")
 
-	for _, a := range []intent.Action{intent.ScaleUp, intent.ScaleDown, intent.Reload} {
-		_, err := r.act.Perform(context.Background(), a, actuator.Target{App: "rx", Master: wid})
-		require.ErrorIs(t, err, actuator.ErrNotMaster, a)
+			for _, a := range []intent.Action{intent.ScaleUp, intent.ScaleDown, intent.Reload} {
+				_, err := r.act.Perform(context.Background(), a, actuator.Target{App: "rx", Master: wid})
+				require.ErrorIs(t, err, actuator.ErrNotMaster, a)
+			}
+			require.Equal(t, workers, r.g.WorkerPIDs(), "no worker was signalled or replaced")
+			require.Zero(t, r.g.LogCount("Handling signal"))
+		})
 	}
-	require.Equal(t, workers, r.g.WorkerPIDs(), "no worker was signalled or replaced")
-	require.Zero(t, r.g.LogCount("Handling signal"))
 }
 
 // TestDryRunAndKillSwitchDoNothing (D11): under dry-run, and while the
