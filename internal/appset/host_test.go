@@ -19,9 +19,11 @@ import (
 // TestLookupOnRealGunicorn: the receiver's view of a real app configured
 // by pidfile: its verified master, its live worker count, fresh data, and
 // the time of the last HUP once the log shows one; an app this host does
-// not follow is not known.
+// not follow is not known. It runs untitled (no setproctitle) so that
+// the master's -w 2 is visible in its argv: a titled master's workers
+// setting is known only from its config file or control socket.
 func TestLookupOnRealGunicorn(t *testing.T) {
-	g := gunicorntest.Start(t, gunicorntest.Options{Workers: 2})
+	g := gunicorntest.Start(t, gunicorntest.Options{Workers: 2, NoSetproctitle: true})
 	tl := timeline.New(256, 0)
 	m := New(promslog.NewNopLogger(), tl)
 	fs, err := procinfo.NewFS("/proc")
@@ -51,6 +53,7 @@ func TestLookupOnRealGunicorn(t *testing.T) {
 	require.NoError(t, fs.Verify(v.Master))
 	require.False(t, v.SampledAt.IsZero())
 	require.True(t, v.LastReload.IsZero(), "no HUP yet")
+	require.Equal(t, 2, v.ConfiguredWorkers, "the -w 2 a HUP resets the count to")
 
 	ga, ok := m.GuardApp("web")
 	require.True(t, ok)
