@@ -22,14 +22,17 @@ type Proc struct {
 
 // NewProc returns the /proc collector.
 func NewProc(apps AppSource) *Proc {
-	const src = " Sampled from /proc every few seconds."
+	const (
+		src      = " Sampled from /proc every few seconds."
+		atScrape = " Read at scrape time (one stat of each sampled worker's heartbeat file)."
+	)
 	return &Proc{
 		apps:         apps,
 		up:           newDesc(reflexNS, "proc", "up", "1 if the app's master was found and its workers sampled from /proc at the last sample, 0 otherwise (master unknown, gone, or not readable).", "app"),
 		workers:      newDesc(gunicornNS, "", "workers", "Workers of the app's master right now."+src, "app"),
 		byActivity:   newDesc(gunicornNS, "", "workers_by_activity", "Workers by what they do: busy (inside a request), idle (waiting on the listener), booting (heartbeat never updated: still importing the app), unknown (not a sync worker, or /proc not readable). The four add up to gunicorn_workers."+src, "app", "activity"),
-		heartbeatMax: newDesc(gunicornNS, "worker", "heartbeat_age_max_seconds", "Oldest worker heartbeat: now minus the ctime of its wgunicorn-* file. The master kills a worker whose age passes --timeout: the earliest warning of a WORKER TIMEOUT."+src, "app"),
-		pastTimeout:  newDesc(gunicornNS, "", "workers_past_timeout_fraction", "Busy workers whose heartbeat age passed this fraction of --timeout (0.5 and 0.8)."+src, "app", "fraction"),
+		heartbeatMax: newDesc(gunicornNS, "worker", "heartbeat_age_max_seconds", "Oldest worker heartbeat: now minus the ctime of its wgunicorn-* file. The master kills a worker whose age passes --timeout: the earliest warning of a WORKER TIMEOUT."+atScrape, "app"),
+		pastTimeout:  newDesc(gunicornNS, "", "workers_past_timeout_fraction", "Busy workers whose heartbeat age passed this fraction of --timeout (0.5 and 0.8)."+atScrape, "app", "fraction"),
 		timeout:      newDesc(gunicornNS, "", "timeout_seconds", "The app's --timeout as read from the master's arguments or config (30 when unknown).", "app"),
 		timeoutSrc:   newDesc(gunicornNS, "timeout", "source_info", "Always 1: where gunicorn_timeout_seconds came from. source is argv (the master's command line), env (GUNICORN_CMD_ARGS), config (its config file), unit (its systemd unit's ExecStart= or Environment=), control_socket (Gunicorn 25.1+'s show config), debug_log (the Current configuration dump at --log-level debug), configured (apps[].timeout) or assumed (not found: Gunicorn's default 30).", "app", "source"),
 		rssSum:       newDesc(gunicornNS, "workers", "resident_memory_bytes", "Resident memory of all workers together."+src, "app"),
@@ -69,6 +72,10 @@ func (c *Proc) Update(ch chan<- prometheus.Metric) error {
 		if !p.Sampled {
 			continue
 		}
+		// Heartbeat ages are read now, not at the last sample: with a short
+		// --timeout the sample interval would hide the warning before the
+		// kill.
+		st = st.AtScrape()
 		e.gauge(c.workers, float64(st.Workers), app)
 		e.gauge(c.byActivity, float64(st.Busy), app, "busy")
 		e.gauge(c.byActivity, float64(st.Idle), app, "idle")

@@ -31,6 +31,7 @@ func (m *Manager) Lookup(app string) (intent.AppView, bool) {
 		st := m.proc.state(app)
 		if known {
 			v.Master = ms.Identity
+			v.ConfiguredWorkers = ms.ConfiguredWorkers
 		}
 		if st.Sampled {
 			v.Workers = st.State.Workers

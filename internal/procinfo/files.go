@@ -274,3 +274,22 @@ func (fs FS) HeartbeatFDs(pid int) ([]HeartbeatFD, error) {
 	}
 	return out, nil
 }
+
+// RestatHeartbeat reads h, a heartbeat file pid held when HeartbeatFDs
+// listed it, again: one stat(2) through /proc/<pid>/fd/<h.FD>. It returns
+// ErrGone when the fd is closed, the process has exited, or the fd now
+// names another file (another inode or device): the worker is not the one
+// h was read from.
+func (fs FS) RestatHeartbeat(pid int, h HeartbeatFD) (HeartbeatFD, error) {
+	st, err := fs.statFD(pid, h.FD, h.Path+" (deleted)")
+	if err != nil {
+		return HeartbeatFD{}, fmt.Errorf("heartbeat of %d: %w", pid, classify(err))
+	}
+	if st.Ino != h.Inode || st.Dev != h.Dev {
+		return HeartbeatFD{}, fmt.Errorf("heartbeat of %d: fd %d now names inode %d, not %d: %w", pid, h.FD, st.Ino, h.Inode, ErrGone)
+	}
+	h.Mode = st.Mode & 0o7777
+	h.Ctime = time.Unix(st.Ctim.Unix())
+	h.Mtime = time.Unix(st.Mtim.Unix())
+	return h, nil
+}

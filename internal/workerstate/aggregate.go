@@ -57,17 +57,16 @@ func aggregate(st *AppState, workers []*worker, isSync bool, timeout time.Durati
 		if !w.hbOK {
 			continue
 		}
-		st.HeartbeatsRead++
-		st.MaxHeartbeatAge = max(st.MaxHeartbeatAge, w.age)
 		// An idle sync worker's age legitimately reaches timeout/2.
-		if timeout <= 0 || (isSync && ws.Activity == ActivityIdle) {
+		counted := timeout > 0 && !(isSync && ws.Activity == ActivityIdle)
+		st.countHeartbeat(w.age, counted, timeout)
+		if st.scrape != nil {
+			st.scrape.workers = append(st.scrape.workers, heartbeatRef{
+				index: len(st.PerWorker) - 1, pid: w.pid, hb: w.hb, counted: counted,
+			})
+		}
+		if !counted {
 			continue
-		}
-		if w.age > limit(0.5) {
-			st.PastHalfTimeout++
-		}
-		if w.age > limit(0.8) {
-			st.Past80Timeout++
 		}
 		if w.age > limit(fraction) {
 			kind, sock := classifyStuck(w.obs)

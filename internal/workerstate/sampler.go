@@ -168,6 +168,7 @@ func (s *Sampler) Sample(app string, master procinfo.Identity, timeout time.Dura
 		s.refreshHeartbeat(w)
 	}
 
+	st.scrape = &heartbeatRefs{fs: s.fs, now: s.now, timeout: timeout}
 	cands := aggregate(&st, workers.list, isSync, timeout, s.fraction)
 	// Peers are resolved outside the lock: it reads /proc/<pid>/net/*.
 	snaps := make([]StuckSnapshot, len(cands))

@@ -56,6 +56,10 @@ type AppState struct {
 	// StuckEpisodesTotal counts, since the Sampler was created, the stuck
 	// episodes of this app by the kind first diagnosed.
 	StuckEpisodesTotal [NumStuckKinds]uint64
+
+	// scrape is where each worker's heartbeat file is, for AtScrape; nil in
+	// a state not made by Sample.
+	scrape *heartbeatRefs
 }
 
 // Activity values of WorkerSample.

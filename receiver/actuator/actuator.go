@@ -12,6 +12,14 @@
 // signal. Dry-run and the kill-switch file are honoured here too, as a last
 // line behind the policy: with either, nothing is done and the Result says
 // why.
+//
+// Privileges: verifying a master reads /proc/<pid>/exe, which the kernel
+// allows only with ptrace read access (the master's user, or
+// CAP_SYS_PTRACE); signalling it needs the same user or CAP_KILL; a
+// restart needs systemd's permission to manage the unit (root, or a polkit
+// rule for org.freedesktop.systemd1.manage-units limited to that unit).
+// Every refusal is reported as ErrPermission (outcome failed), with the
+// kernel's or systemd's error in the chain.
 package actuator
 
 import (

@@ -73,12 +73,16 @@ func (a *Actuator) dropConn(c Systemd) {
 
 // classifyBus makes systemd's and polkit's access denials ErrPermission.
 func classifyBus(err error) error {
+	name := ""
 	var de godbus.Error
-	if errors.As(err, &de) && (strings.HasSuffix(de.Name, ".AccessDenied") || strings.HasSuffix(de.Name, ".InteractiveAuthorizationRequired")) {
-		return fmt.Errorf("%w: %w", ErrPermission, err)
-	}
 	var dp *godbus.Error
-	if errors.As(err, &dp) && (strings.HasSuffix(dp.Name, ".AccessDenied") || strings.HasSuffix(dp.Name, ".InteractiveAuthorizationRequired")) {
+	switch {
+	case errors.As(err, &de):
+		name = de.Name
+	case errors.As(err, &dp):
+		name = dp.Name
+	}
+	if strings.HasSuffix(name, ".AccessDenied") || strings.HasSuffix(name, ".InteractiveAuthorizationRequired") {
 		return fmt.Errorf("%w: %w", ErrPermission, err)
 	}
 	return err

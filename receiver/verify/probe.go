@@ -39,8 +39,8 @@ func ProcProbe(fs procinfo.FS, master MasterFunc) Probe {
 			s.WorkerPIDs = append(s.WorkerPIDs, w.PID)
 		}
 		slices.Sort(s.WorkerPIDs)
-		if ms, err := fs.Stat(id.PID); err == nil && ms.State == 't' || err == nil && ms.State == 'T' {
-			s.Stopped = true
+		if ms, err := fs.Stat(id.PID); err == nil {
+			s.Stopped = ms.State == 'T' || ms.State == 't' // stopped, or traced
 		}
 		return s, nil
 	}

@@ -90,13 +90,15 @@ type Result struct {
 func (r Result) Verified() bool { return r.Outcome == intent.OutcomeVerified }
 
 // WorkerCount waits until the live worker count equals want (the target
-// after one TTIN or TTOU: the count before plus or minus one).
+// after one TTIN or TTOU: the count before plus or minus one) and every
+// one of them has booted, so a worker that dies while importing the app
+// does not count as the added one.
 func WorkerCount(ctx context.Context, probe Probe, want int, opts Options) (Result, error) {
 	if want < 1 {
 		return Result{}, fmt.Errorf("verify: worker count %d: Gunicorn keeps at least one worker", want)
 	}
-	return wait(ctx, probe, opts, func(s Sample) bool { return s.Workers == want },
-		fmt.Sprintf("worker count %d", want))
+	return wait(ctx, probe, opts, func(s Sample) bool { return s.Workers == want && s.Booted == want },
+		fmt.Sprintf("%d booted workers", want))
 }
 
 // NewGeneration waits for the effect of a HUP on the master of before: a
