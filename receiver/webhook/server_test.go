@@ -53,7 +53,7 @@ func TestSlowHeadersAreCutOff(t *testing.T) {
 	in := &recIntake{}
 	srv := newServer(t, newTestHandler(t, testOptions(), in))
 	var slow []net.Conn
-	for range 20 {
+	for range 100 {
 		c, err := net.Dial("tcp", srv.Listener.Addr().String())
 		require.NoError(t, err)
 		defer c.Close()
@@ -61,7 +61,7 @@ func TestSlowHeadersAreCutOff(t *testing.T) {
 		require.NoError(t, err)
 		slow = append(slow, c)
 	}
-	// A well-behaved request is served while 20 connections dawdle.
+	// A well-behaved request is served while 100 connections dawdle.
 	req, err := http.NewRequest(http.MethodPost, srv.URL+"/api/v1/alerts", bytes.NewReader(payload(t, firing(scaleUpLabels()))))
 	require.NoError(t, err)
 	req.Header.Set("Content-Type", "application/json")
