@@ -1,7 +1,8 @@
 #!/bin/sh
 # Installs (as root, with apt) or names (otherwise) the real programs the
 # tests run: Debian's Gunicorn and a setproctitle module for it, logrotate,
-# promtool (from the prometheus package), PostgreSQL, PgBouncer, psycopg2 and
+# promtool (from the prometheus package), Alertmanager (the receiver's
+# end-to-end tests), PostgreSQL, PgBouncer, psycopg2 and
 # systemd-analyze (from the systemd package; `make check-unit` runs it on the
 # sample unit, no running systemd needed). Tests never use mocks of them.
 set -eu
@@ -14,7 +15,8 @@ prometheus:/usr/bin/promtool
 postgresql:/usr/lib/postgresql/*/bin/initdb
 pgbouncer:/usr/sbin/pgbouncer
 python3-psycopg2:/usr/lib/python3/dist-packages/psycopg2
-systemd:/usr/bin/systemd-analyze"
+systemd:/usr/bin/systemd-analyze
+prometheus-alertmanager:/usr/bin/prometheus-alertmanager"
 
 missing=""
 for entry in $NEEDS; do
@@ -44,7 +46,7 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
 	# own on loopback, so do not leave a stray one listening on :9090.
 	# The same for PostgreSQL's system cluster and PgBouncer.
 	if command -v systemctl >/dev/null 2>&1; then
-		systemctl stop prometheus prometheus-node-exporter postgresql pgbouncer 2>/dev/null || true
+		systemctl stop prometheus prometheus-node-exporter prometheus-alertmanager postgresql pgbouncer 2>/dev/null || true
 	fi
 	exit 0
 fi

@@ -281,6 +281,7 @@ func (r *remediationRig) start(t *testing.T) {
 	t.Cleanup(func() {
 		if t.Failed() {
 			audit, _ := os.ReadFile(r.audit)
+			t.Logf("gunicorn master %d, workers %v", r.g.MasterPID(), r.g.WorkerPIDs())
 			t.Logf("gunicorn-reflex log (tail):\n%s\naudit log:\n%s", exp.Stderr.Tail(60), audit)
 		}
 	})

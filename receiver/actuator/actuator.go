@@ -320,7 +320,9 @@ func gunicornArgv(cmd []string) bool {
 			break
 		}
 		base := filepath.Base(arg)
-		if base == "gunicorn" || strings.HasPrefix(base, "gunicorn-") {
+		// gunicorn-reflex itself (and its test binary, gunicorn-reflex.test,
+		// the parent of every test's Gunicorn) is no Gunicorn.
+		if base == "gunicorn" || strings.HasPrefix(base, "gunicorn-") && !strings.HasPrefix(base, "gunicorn-reflex") {
 			return true
 		}
 		if (arg == "-m" && i+1 < len(cmd) && cmd[i+1] == "gunicorn") || arg == "-mgunicorn" {
