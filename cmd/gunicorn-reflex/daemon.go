@@ -38,6 +38,7 @@ type daemon struct {
 	mux      *http.ServeMux
 	exporter *collector.Exporter // bound to each scrape's deadline by the /metrics handler
 	receiver *remediation        // nil unless receiver.enabled
+	rxConfig config.Receiver     // the receiver section it started with
 
 	reloadMu        sync.Mutex
 	dbsMu           sync.Mutex
@@ -179,6 +180,7 @@ func (d *daemon) reload() error {
 	}
 	d.apps.Apply(cfg)
 	d.setDatabases(cfg)
+	d.warnReceiverChanged(cfg)
 	d.reloadOK.Set(1)
 	d.reloadTimestamp.SetToCurrentTime()
 	// apps counts every app followed now, discovered ones included: the

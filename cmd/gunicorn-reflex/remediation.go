@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"sync"
 	"text/tabwriter"
@@ -53,6 +54,7 @@ type remediation struct {
 // because the state file is locked by the running receiver.
 func (d *daemon) startReceiver(ctx context.Context, cfg *config.Config) error {
 	rc := cfg.Receiver
+	d.rxConfig = rc
 	if !rc.Enabled {
 		return nil
 	}
@@ -149,6 +151,16 @@ func (d *daemon) startReceiver(ctx context.Context, cfg *config.Config) error {
 	d.logger.Info("remediation receiver enabled", "path", config.ReceiverPath, "apps", len(apps), "dry_run", rc.DryRun,
 		"bearer_token", r.token, "state_file", rc.StateFile, "audit_log", rc.AuditLog)
 	return nil
+}
+
+// warnReceiverChanged says that a reloaded receiver section is not
+// applied: the running receiver holds its state file locked, and changing
+// its rules under queued alerts would decide them by rules they were not
+// recorded under.
+func (d *daemon) warnReceiverChanged(cfg *config.Config) {
+	if !reflect.DeepEqual(cfg.Receiver, d.rxConfig) {
+		d.logger.Warn("the receiver section changed: restart gunicorn-reflex to apply it; the running receiver keeps its settings")
+	}
 }
 
 func rulesOf(a config.RemediatedApp) policy.Rules {

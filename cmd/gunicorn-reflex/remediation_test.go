@@ -455,3 +455,42 @@ func TestAlertmanagerReceiverRestartActsOnce(t *testing.T) {
 	require.NoError(t, err, "%s", out)
 	require.Regexp(t, `shop\s+true`, string(out))
 }
+
+// The receiver refuses to start enabled without a credential: config check
+// names the field; insecure is refused on a non-loopback listener and
+// accepted on loopback, where the control API then answers without a
+// token.
+func TestReceiverStartRefusals(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, body string) string {
+		p := filepath.Join(dir, name)
+		require.NoError(t, os.WriteFile(p, []byte(body), 0o600))
+		return p
+	}
+	base := "receiver:\n  enabled: true\n  state_file: " + filepath.Join(dir, "state.json") + "\n  audit_log: " +
+		filepath.Join(dir, "audit.jsonl") + "\n  apps:\n    - name: shop\n      allow: [reload]\n"
+	noCred := write("nocred.yml", base)
+	out, err := exec.Command(reflextest.Binary(t), "--config.file="+noCred, "--config.check").CombinedOutput()
+	require.Error(t, err)
+	require.Contains(t, string(out), "receiver.bearer_token_file: required when the receiver is enabled")
+
+	insecure := write("insecure.yml", base+"  insecure: true\n")
+	out, err = exec.Command(reflextest.Binary(t), "--config.file="+insecure, "--web.listen-address="+freeAddr(t),
+		"--web.listen-address=0.0.0.0:0").CombinedOutput()
+	require.Error(t, err)
+	require.Contains(t, string(out), "insecure (no bearer_token_file) is allowed only when every --web.listen-address is a loopback address")
+	require.NoFileExists(t, filepath.Join(dir, "state.json"), "nothing started")
+
+	exp := reflextest.Start(t, "--config.file="+insecure)
+	code, body, err := exp.Get("/api/v1/remediation/status")
+	require.NoError(t, err)
+	require.Equal(t, http.StatusOK, code, body)
+	require.Contains(t, body, `"app": "shop"`)
+	resp, err := http.Post(exp.URL+"/api/v1/remediation/pause/nope", "", nil)
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusNotFound, resp.StatusCode)
+	v, ok := exp.Scrape(t).Value("reflex_remediation_circuit_open", "app", "shop")
+	require.True(t, ok)
+	require.Zero(t, v)
+}
