@@ -127,11 +127,12 @@ type Engine struct {
 	logger *slog.Logger
 	now    func() time.Time
 
-	mu      sync.Mutex
-	st      policy.State
-	queued  int
-	journal []intent.Alert // every queued or in-flight alert, in arrival order
-	stats   stats
+	mu        sync.Mutex
+	st        policy.State
+	queued    int
+	journal   []intent.Alert  // every queued or in-flight alert, in arrival order
+	inJournal map[string]bool // the keys of journal
+	stats     stats
 }
 
 type appQueue struct {
@@ -156,7 +157,7 @@ func New(opts Options) (*Engine, error) {
 	if opts.ReconcileEvery == 0 {
 		opts.ReconcileEvery = 15 * time.Second
 	}
-	e := &Engine{opts: opts, apps: map[string]*appQueue{}, logger: opts.Logger, now: opts.Now}
+	e := &Engine{opts: opts, apps: map[string]*appQueue{}, inJournal: map[string]bool{}, logger: opts.Logger, now: opts.Now}
 	if e.logger == nil {
 		e.logger = slog.New(slog.DiscardHandler)
 	}
@@ -184,12 +185,20 @@ func New(opts Options) (*Engine, error) {
 			e.logger.Error("queued alerts of the last run lost: journal unreadable", "err", err)
 			e.stats.journalLost++
 		}
+		dropped := 0
 		for _, a := range left {
-			if q, ok := e.apps[a.App]; ok && e.queued < opts.QueueSize {
-				q.queue = append(q.queue, a)
-				e.journal = append(e.journal, a)
-				e.queued++
+			q, ok := e.apps[a.App]
+			if !ok || e.queued >= opts.QueueSize || e.inJournal[a.Key()] {
+				dropped++ // no rules for the app any more, or a smaller queue: never more actions
+				continue
 			}
+			q.queue = append(q.queue, a)
+			e.journal = append(e.journal, a)
+			e.inJournal[a.Key()] = true
+			e.queued++
+		}
+		if len(left) > 0 {
+			e.logger.Info("alerts queued by the last run queued again", "queued", e.queued, "dropped", dropped)
 		}
 	}
 	return e, nil
@@ -265,6 +274,7 @@ func (e *Engine) Submit(_ context.Context, alerts []intent.Alert, ignored []webh
 		}
 		e.journal = next
 		for _, a := range fresh {
+			e.inJournal[a.Key()] = true
 			q := e.apps[a.App]
 			q.queue = append(q.queue, a)
 			e.queued++
@@ -304,7 +314,7 @@ func containsKey(as []intent.Alert, key string) bool {
 
 // isQueued reports whether an alert with key is queued or in flight.
 // Callers hold e.mu.
-func (e *Engine) isQueued(key string) bool { return containsKey(e.journal, key) }
+func (e *Engine) isQueued(key string) bool { return e.inJournal[key] }
 
 // Run runs one worker per app until ctx ends, and waits for them.
 func (e *Engine) Run(ctx context.Context) {
@@ -433,6 +443,7 @@ func (e *Engine) finish(q *appQueue, a intent.Alert) {
 		}
 	}
 	e.journal = next
+	delete(e.inJournal, key)
 }
 
 // Reconcile re-applies app's desired worker count once when a HUP or a new
@@ -449,14 +460,21 @@ func (e *Engine) Reconcile(ctx context.Context, app string) {
 	if busy {
 		return
 	}
-	view, obs := e.observe(ctx, app, intent.ScaleUp)
+	view, found := e.opts.Host.Lookup(app)
+	if !found {
+		view = intent.AppView{Name: app, Workers: -1}
+	}
+	obs := policy.Observed{App: view}
 	e.mu.Lock()
 	d, ok := policy.Reconcile(e.now(), app, q.app.Rules, e.opts.Global, e.st, obs)
-	if ok && d.Action == intent.ScaleDown && e.opts.Guard != nil {
-		// The guard was asked about a scale-up; a scale-down is never
-		// refused by it ("more workers would hurt" is the only question).
-		d, ok = policy.Reconcile(e.now(), app, q.app.Rules, e.opts.Global, e.st, policy.Observed{App: view})
+	e.mu.Unlock()
+	if ok && d.Perform() && found && e.opts.Guard != nil {
+		// Only a step that would act asks the guard (its CPU check takes a
+		// measuring window), with the step's own action.
+		obs.Refusal, obs.Evidence = e.opts.Guard.Check(ctx, app, d.Action)
 	}
+	e.mu.Lock()
+	d, ok = policy.Reconcile(e.now(), app, q.app.Rules, e.opts.Global, e.st, obs)
 	if !ok {
 		q.lastRecon, q.lastRefusal = "", ""
 		e.mu.Unlock()

@@ -321,3 +321,34 @@ func TestNoActionWithoutDurableState(t *testing.T) {
 type failingStore struct{ *state.Store }
 
 func (failingStore) Save(policy.State, time.Time) error { return errors.New("disk full") }
+
+type refusingGuard struct{ calls int }
+
+func (g *refusingGuard) Check(context.Context, string, intent.Action) (intent.Refusal, string) {
+	g.calls++
+	return intent.RefuseCPUSaturated, "cores 100% busy"
+}
+
+// A reconcile step the guard refuses is audited once, not at every tick,
+// and the guard is asked only when a step would act.
+func TestReconcileRefusalAuditedOnce(t *testing.T) {
+	r := newRig(t, t.TempDir(), 8)
+	r.submit(t, scaleUp(t0))
+	r.drain()
+	g := &refusingGuard{}
+	r.e.opts.Guard = g
+	r.e.Reconcile(context.Background(), "shop")
+	require.Zero(t, g.calls, "nothing to re-apply: the guard is not asked")
+	r.clock.Add(time.Minute)
+	r.host.mu.Lock()
+	r.host.workers = 2
+	r.host.mu.Unlock()
+	r.e.opts.Host = hupHost{r.host, r.clock.Now()}
+	r.clock.Add(time.Second)
+	for range 3 {
+		r.e.Reconcile(context.Background(), "shop")
+	}
+	require.Equal(t, 3, g.calls)
+	require.Equal(t, 1, r.eff.count())
+	require.Equal(t, []string{"scale_up:acted", "scale_up:verified", "scale_up:refused"}, auditOutcomes(t, filepath.Join(r.dir, "audit.jsonl")))
+}
