@@ -352,3 +352,64 @@ func TestReconcileRefusalAuditedOnce(t *testing.T) {
 	require.Equal(t, 1, r.eff.count())
 	require.Equal(t, []string{"scale_up:acted", "scale_up:verified", "scale_up:refused"}, auditOutcomes(t, filepath.Join(r.dir, "audit.jsonl")))
 }
+
+// blockingEffector holds every action until released, as a slow restart
+// does.
+type blockingEffector struct {
+	fakeEffector
+	started chan struct{}
+	release chan struct{}
+}
+
+func (b *blockingEffector) Perform(ctx context.Context, d policy.Decision, v intent.AppView, unit string) Effect {
+	b.started <- struct{}{}
+	<-b.release
+	return b.fakeEffector.Perform(ctx, d, v, unit)
+}
+
+// C11: while an action is in flight, deliveries are answered at once and
+// deduplicated; one action per app at a time.
+func TestSlowActionKeepsIntakeAnswering(t *testing.T) {
+	r := newRig(t, t.TempDir(), 8)
+	be := &blockingEffector{fakeEffector: fakeEffector{host: r.host}, started: make(chan struct{}, 1), release: make(chan struct{})}
+	r.e.opts.Effector = be
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { r.e.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+	a := scaleUp(t0)
+	r.submit(t, a)
+	<-be.started // in flight now
+	for range 10 {
+		require.Equal(t, webhook.Receipt{Deduplicated: 1}, r.submit(t, a))
+	}
+	require.Equal(t, intent.ScaleUp, r.e.Status()[0].InFlight)
+	close(be.release)
+	require.Eventually(t, func() bool { return r.e.Status()[0].InFlight == "" }, 10*time.Second, 10*time.Millisecond)
+	require.Equal(t, 1, be.count())
+}
+
+// D6: a scale-up queued together with a
+// restart of the same app is superseded; the restart acts.
+func TestRestartSupersedesQueuedScale(t *testing.T) {
+	dir := t.TempDir()
+	r := newRig(t, dir, 8)
+	r.close()
+	var err error
+	r.store, err = state.Open(filepath.Join(dir, "state2.json"), r.clock.Now())
+	require.NoError(t, err)
+	r.audit, err = audit.Open(filepath.Join(dir, "audit2.jsonl"), nil)
+	require.NoError(t, err)
+	r.e, err = New(Options{
+		Apps: []App{{Name: "shop", Unit: "gunicorn-shop.service", Rules: policy.Rules{MinWorkers: 2, MaxWorkers: 4,
+			Allow: []intent.Action{intent.ScaleUp, intent.Restart}}}},
+		Host: r.host, Effector: r.eff, Store: r.store, Audit: r.audit, Now: r.clock.Now, ReconcileEvery: -1,
+	})
+	require.NoError(t, err)
+	restart := scaleUp(t0)
+	restart.Action, restart.Fingerprint = intent.Restart, "ffffeeeeddddcccc"
+	r.submit(t, scaleUp(t0), restart)
+	r.drain()
+	require.Equal(t, []string{"scale_up:superseded", "restart:acted", "restart:verified"}, auditOutcomes(t, filepath.Join(dir, "audit2.jsonl")))
+	require.Equal(t, intent.Restart, r.eff.performed[0].Action)
+}
