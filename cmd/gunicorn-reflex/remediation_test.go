@@ -494,3 +494,26 @@ func TestReceiverStartRefusals(t *testing.T) {
 	require.True(t, ok)
 	require.Zero(t, v)
 }
+
+// D5 end to end: after the receiver scaled the app to 3, a HUP from
+// someone else resets Gunicorn to its --workers (2); the receiver sees the
+// reload in the error log and re-applies 3, verified in /proc, without an
+// alert asking again.
+func TestHUPReappliesDesiredCount(t *testing.T) {
+	r := newRemediationRig(t, rigKnobs{cooldown: "1h", keyTTL: "15m", maxWorkers: 4})
+	p := newProxy(t, r.exp.URL, 0, 0)
+	am := startAlertmanager(t, filepath.Join(r.dir, "am"), amOptions{webhook: p.srv.URL, tokenFile: r.tokenFile,
+		groupInterval: "1m", repeatInterval: "1h"})
+	am.fire(t, scaleUpLabels(), time.Now().Add(-time.Minute))
+	waitFor(t, 60*time.Second, "the scale-up verified", func() bool { return count(readAudit(t, r.audit), "verified") == 1 })
+	require.Len(t, r.g.WorkerPIDs(), 3)
+
+	require.NoError(t, r.g.Signal(syscall.SIGHUP))
+	waitFor(t, 60*time.Second, "the desired count re-applied", func() bool { return count(readAudit(t, r.audit), "verified") == 2 })
+	a := readAudit(t, r.audit)
+	require.Equal(t, 2, count(a, "acted"), outcomes(a))
+	require.NoError(t, r.g.WaitWorkers(3, 30*time.Second))
+	raw, err := os.ReadFile(r.audit)
+	require.NoError(t, err)
+	require.Contains(t, string(raw), `"reconcile":true`)
+}

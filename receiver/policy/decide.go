@@ -227,7 +227,12 @@ func Reconcile(now time.Time, app string, r Rules, g Global, st State, obs Obser
 	if as.Desired == 0 || v.Workers < 0 || v.Workers == as.Desired {
 		return Decision{}, false
 	}
-	reset := v.LastReload.After(as.DesiredAt) || v.Master.StartTime.After(as.DesiredAt)
+	// Gunicorn's log times have whole seconds: a HUP in the same second as
+	// the scale that set DesiredAt is logged before it and must count. An
+	// earlier HUP of that second cannot fake a reset, because the count is
+	// then compared with the desired one (Workers == Desired above).
+	since := as.DesiredAt.Truncate(time.Second)
+	reset := !v.LastReload.Before(since) && !v.LastReload.IsZero() || v.Master.StartTime.After(as.DesiredAt)
 	if !reset {
 		return Decision{}, false
 	}
