@@ -1,7 +1,8 @@
 #!/bin/sh
 # Installs (as root, with apt) or names (otherwise) the real programs the
 # tests run: Debian's Gunicorn and a setproctitle module for it, logrotate,
-# promtool (from the prometheus package), PostgreSQL, PgBouncer, psycopg2 and
+# promtool (from the prometheus package), Alertmanager (the receiver's
+# end-to-end tests), PostgreSQL, PgBouncer, psycopg2 and
 # systemd-analyze (from the systemd package; `make check-unit` runs it on the
 # sample unit, no running systemd needed). Tests never use mocks of them.
 set -eu
@@ -16,7 +17,8 @@ postgresql:/usr/lib/postgresql/*/bin/initdb
 pgbouncer:/usr/sbin/pgbouncer
 python3-psycopg2:/usr/lib/python3/dist-packages/psycopg2
 systemd:/usr/bin/systemd-analyze
-iproute2:/usr/bin/ss"
+iproute2:/usr/bin/ss
+prometheus-alertmanager:/usr/bin/prometheus-alertmanager"
 
 missing=""
 for entry in $NEEDS; do
