@@ -2,9 +2,10 @@
 # Installs (as root, with apt) or names (otherwise) the real programs the
 # tests run: Debian's Gunicorn and a setproctitle module for it, logrotate,
 # promtool (from the prometheus package), Alertmanager (the receiver's
-# end-to-end tests), PostgreSQL, PgBouncer, psycopg2 and
-# systemd-analyze (from the systemd package; `make check-unit` runs it on the
-# sample unit, no running systemd needed). Tests never use mocks of them.
+# end-to-end tests), PostgreSQL, PgBouncer, psycopg2, Chromium (the
+# incident page's headless browser test) and systemd-analyze (from the
+# systemd package; `make check-unit` runs it on the sample unit, no
+# running systemd needed). Tests never use mocks of them.
 set -eu
 
 # package:command-or-file that proves it is installed
@@ -18,7 +19,8 @@ pgbouncer:/usr/sbin/pgbouncer
 python3-psycopg2:/usr/lib/python3/dist-packages/psycopg2
 systemd:/usr/bin/systemd-analyze
 iproute2:/usr/bin/ss
-prometheus-alertmanager:/usr/bin/prometheus-alertmanager"
+prometheus-alertmanager:/usr/bin/prometheus-alertmanager
+chromium:/usr/bin/chromium"
 
 missing=""
 for entry in $NEEDS; do

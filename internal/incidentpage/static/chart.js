@@ -57,28 +57,33 @@
   }
   var s = d.series;
   var bars = uPlot.paths && uPlot.paths.bars ? uPlot.paths.bars({ size: [0.6, 12] }) : undefined;
+  // Every panel has an axis on each side, so their time axes line up.
+  function zeroUp(u, lo, hi) { return [0, Math.max(1, hi)]; }
+  function right(scale, label) { return { scale: scale, side: 1, label: label, size: 55, grid: { show: false } }; }
+  var line = { show: false };
   panel("Workers and timeouts", [
-    { label: "busy workers", stroke: "#0969da", width: 2 },
-    { label: "workers", stroke: "#57606a", dash: [4, 3] },
-    { label: "WORKER TIMEOUTs", stroke: "#cf222e", fill: "rgba(207,34,46,0.5)", paths: bars, points: { show: false } }
-  ], [s.busy, s.workers, s.timeouts], [{ label: "count" }], { y: { range: function (u, lo, hi) { return [0, Math.max(1, hi)]; } } }, true);
+    { label: "busy workers", stroke: "#0969da", width: 2, points: line },
+    { label: "workers", stroke: "#57606a", dash: [4, 3], points: line },
+    { label: "WORKER TIMEOUTs", stroke: "#cf222e", fill: "rgba(207,34,46,0.5)", paths: bars, points: line, scale: "timeouts" }
+  ], [s.busy, s.workers, s.timeouts], [{ label: "workers", size: 55 }, right("timeouts", "timeouts")],
+  { y: { range: zeroUp }, timeouts: { range: zeroUp } }, true);
   panel("Seconds", [
-    { label: "heartbeat age (max)", stroke: "#bf3989", width: 2 },
-    { label: "latency (mean)", stroke: "#1a7f37", width: 2 },
-    { label: "--timeout", stroke: "#cf222e", dash: [8, 4] },
-    { label: "longest database query", stroke: "#9a6700" }
-  ], [s.heartbeat_age, s.latency, s.timeout, s.db_longest_active], [{ label: "seconds" }],
-  { y: { range: function (u, lo, hi) { return [0, Math.max(1, hi)]; } } }, false);
+    { label: "heartbeat age (max)", stroke: "#bf3989", width: 2, points: line },
+    { label: "latency (mean)", stroke: "#1a7f37", width: 2, points: line },
+    { label: "--timeout", stroke: "#cf222e", dash: [8, 4], points: line },
+    { label: "longest database query", stroke: "#9a6700", points: line, scale: "query" }
+  ], [s.heartbeat_age, s.latency, s.timeout, s.db_longest_active], [{ label: "seconds", size: 55 }, right("query", "query s")],
+  { y: { range: zeroUp }, query: { range: zeroUp } }, false);
   if (d.has_db) {
     panel("Database", [
-      { label: "active sessions", stroke: "#0969da" },
-      { label: "blocked", stroke: "#cf222e", width: 2 },
-      { label: "idle in transaction", stroke: "#9a6700" },
-      { label: "PgBouncer clients waiting", stroke: "#8250df", width: 2 },
-      { label: "saturation %", stroke: "#57606a", dash: [4, 3], scale: "pct" }
+      { label: "active sessions", stroke: "#0969da", points: line },
+      { label: "blocked", stroke: "#cf222e", width: 2, points: line },
+      { label: "idle in transaction", stroke: "#9a6700", points: line },
+      { label: "PgBouncer clients waiting", stroke: "#8250df", width: 2, points: line },
+      { label: "saturation %", stroke: "#57606a", dash: [4, 3], points: line, scale: "pct" }
     ], [s.db_active, s.db_blocked, s.db_idle_in_transaction, s.db_pool_waiting, s.db_saturation],
-    [{ label: "sessions" }, { scale: "pct", side: 1, label: "%", grid: { show: false } }],
-    { y: { range: function (u, lo, hi) { return [0, Math.max(1, hi)]; } }, pct: { range: [0, 100] } }, false);
+    [{ label: "sessions", size: 55 }, right("pct", "%")],
+    { y: { range: zeroUp }, pct: { range: [0, 100] } }, false);
   }
   // Kept for people poking at the page from the console, and for the
   // browser test, which checks the markers were drawn where they belong.
