@@ -3,6 +3,7 @@ package incident
 import (
 	"context"
 	"encoding/json"
+	"strings"
 	"testing"
 	"time"
 
@@ -62,4 +63,31 @@ func TestEngineOpensJudgesCloses(t *testing.T) {
 	require.Equal(t, StateClosed, inc.State)
 	require.Equal(t, c.t, *inc.ClosedAt)
 	require.Equal(t, uint64(1), e.Stats().Closed["shop"][CauseDatabaseSlowQuery])
+}
+
+// The text form names the verdict, the advice, the decisive evidence
+// and the decisions, one per line.
+func TestWriteText(t *testing.T) {
+	closed := since.Add(3 * time.Minute)
+	inc := Incident{ID: "4", App: "shop", State: StateClosed, OpenedAt: since, ClosedAt: &closed, Trigger: TriggerTimeout,
+		Cause: CauseDatabaseLock, Confidence: 0.9, Summary: "Workers wait on a lock.", Advice: "End pid 555.",
+		Evidence: []Evidence{
+			{Time: since, Source: "errorlog", Kind: "worker_timeout", PID: 10, Detail: "WORKER TIMEOUT\n(pid:10)"},
+			{Time: since.Add(time.Second), Source: "postgres", Kind: "worker_waits_on_backend", PID: 11, Detail: "waits on 778", Decisive: true},
+		},
+		EvidenceDropped: 2,
+		Decisions:       []Decision{{Time: since.Add(2 * time.Second), Action: "scale_up", Outcome: "refused", Refusal: "verdict_database_lock", Detail: "no"}},
+	}
+	var b strings.Builder
+	require.NoError(t, WriteText(&b, inc))
+	require.Equal(t, `Incident 4 of shop: closed, 2026-11-24T17:50:00Z to 2026-11-24T17:53:00Z (opened by worker_timeout)
+Verdict: database_lock (confidence 0.90)
+  Workers wait on a lock.
+What to do: End pid 555.
+Evidence (2, 2 more left out; * decided the verdict):
+    17:50:00 errorlog/worker_timeout pid 10: WORKER TIMEOUT (pid:10)
+  * 17:50:01 postgres/worker_waits_on_backend pid 11: waits on 778
+Remediation decisions (1):
+    17:50:02 scale_up refused (verdict_database_lock): no
+`, b.String())
 }
