@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"sync"
@@ -412,4 +413,39 @@ func TestRestartSupersedesQueuedScale(t *testing.T) {
 	r.drain()
 	require.Equal(t, []string{"scale_up:superseded", "restart:acted", "restart:verified"}, auditOutcomes(t, filepath.Join(dir, "audit2.jsonl")))
 	require.Equal(t, intent.Restart, r.eff.performed[0].Action)
+}
+
+// D13: a receiver restarting over and over while a reload alert keeps
+// firing (a new alert each time) stays within the persisted budget, and the
+// circuit it opened stays open across restarts.
+func TestCrashLoopKeepsBudget(t *testing.T) {
+	dir := t.TempDir()
+	c := &clock{now: t0}
+	host := &fakeHost{workers: 2}
+	eff := &fakeEffector{host: host}
+	for i := range 6 {
+		store, err := state.Open(filepath.Join(dir, "state.json"), c.Now())
+		require.NoError(t, err)
+		aud, err := audit.Open(filepath.Join(dir, "audit.jsonl"), nil)
+		require.NoError(t, err)
+		e, err := New(Options{
+			Apps: []App{{Name: "shop", Rules: policy.Rules{Allow: []intent.Action{intent.Reload},
+				Cooldown: time.Minute, Grace: time.Minute, Budget: 2, BudgetWindow: time.Hour}}},
+			Host: host, Effector: eff, Store: store, Audit: aud, Journal: NewJournal(filepath.Join(dir, "pending.json")),
+			Now: c.Now, ReconcileEvery: -1,
+		})
+		require.NoError(t, err)
+		a := scaleUp(c.Now())
+		a.Action, a.Fingerprint = intent.Reload, fmt.Sprintf("%016x", i+1)
+		_, err = e.Submit(context.Background(), []intent.Alert{a}, nil)
+		require.NoError(t, err)
+		for e.Step(context.Background(), "shop") {
+		}
+		store.Close()
+		aud.Close()
+		c.Add(2 * time.Minute)
+	}
+	require.Equal(t, 2, eff.count(), "the budget, across six restarts")
+	require.Equal(t, []string{"reload:acted", "reload:verified", "reload:acted", "reload:verified", "reload:budget_exhausted",
+		"reload:circuit_open", "reload:circuit_open", "reload:circuit_open"}, auditOutcomes(t, filepath.Join(dir, "audit.jsonl")))
 }
