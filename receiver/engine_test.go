@@ -6,8 +6,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -448,4 +451,32 @@ func TestCrashLoopKeepsBudget(t *testing.T) {
 	require.Equal(t, 2, eff.count(), "the budget, across six restarts")
 	require.Equal(t, []string{"reload:acted", "reload:verified", "reload:acted", "reload:verified", "reload:budget_exhausted",
 		"reload:circuit_open", "reload:circuit_open", "reload:circuit_open"}, auditOutcomes(t, filepath.Join(dir, "audit.jsonl")))
+}
+
+// C12 over HTTP: with the queue full the webhook answers 503 (Alertmanager
+// retries) and records nothing; the retry after the queue drained is
+// queued.
+func TestQueueFullIs503(t *testing.T) {
+	r := newRig(t, t.TempDir(), 1)
+	h, err := webhook.New(webhook.Options{Token: []byte(benchToken), Known: r.e.Known, Identity: []string{"web1.example"}, Observer: r.e}, r.e)
+	require.NoError(t, err)
+	send := func(fp string) int {
+		body := fmt.Sprintf(`{"version":"4","status":"firing","alerts":[{"status":"firing","labels":{"alertname":"X","app":"shop","reflex_action":"scale_up"},"startsAt":"2026-12-01T09:59:00Z","fingerprint":"%s"}]}`, fp)
+		req := httptest.NewRequest(http.MethodPost, "/api/v1/alerts", strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Authorization", "Bearer "+benchToken)
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, req)
+		return w.Code
+	}
+	require.Equal(t, http.StatusOK, send("00000000000000aa"))
+	require.Equal(t, http.StatusServiceUnavailable, send("00000000000000bb"))
+	require.Equal(t, http.StatusOK, send("00000000000000aa"), "a duplicate needs no room")
+	st := r.e.Stats()
+	require.Equal(t, uint64(1), st.QueueFull)
+	require.Equal(t, uint64(1), st.Requests[http.StatusServiceUnavailable])
+	require.Equal(t, uint64(1), st.Alerts[AlertKey{"firing", "queue_full"}])
+	r.drain()
+	require.Equal(t, http.StatusOK, send("00000000000000bb"))
+	require.Equal(t, 1, r.e.Status()[0].Queued)
 }
