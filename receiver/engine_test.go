@@ -182,6 +182,7 @@ func TestDuplicatesActOnce(t *testing.T) {
 	require.Equal(t, uint64(5), st.Decisions[DecisionKey{"shop", intent.ScaleUp, intent.OutcomeDeduplicated}])
 	require.Equal(t, uint64(1), st.Decisions[DecisionKey{"shop", intent.ScaleUp, intent.OutcomeVerified}])
 	require.Equal(t, 3, r.e.Status()[0].Desired)
+	require.Equal(t, t0, st.LastAction[DecisionKey{App: "shop", Action: intent.ScaleUp}])
 }
 
 // A re-sent alert with a new startsAt (HA peers may disagree, or it
@@ -479,4 +480,22 @@ func TestQueueFullIs503(t *testing.T) {
 	r.drain()
 	require.Equal(t, http.StatusOK, send("00000000000000bb"))
 	require.Equal(t, 1, r.e.Status()[0].Queued)
+}
+
+type killSwitchEffector struct{ fakeEffector }
+
+func (k *killSwitchEffector) Perform(context.Context, policy.Decision, intent.AppView, string) Effect {
+	return Effect{Outcome: intent.OutcomeDryRun, Evidence: "the kill-switch file exists", Workers: 2}
+}
+
+// An action the kill switch stopped is audited as dry_run and sets no
+// last-action time: nothing was sent.
+func TestKillSwitchedActionIsNoLastAction(t *testing.T) {
+	r := newRig(t, t.TempDir(), 8)
+	r.e.opts.Effector = &killSwitchEffector{}
+	r.submit(t, scaleUp(t0))
+	r.drain()
+	require.Equal(t, []string{"scale_up:acted", "scale_up:dry_run"}, auditOutcomes(t, filepath.Join(r.dir, "audit.jsonl")))
+	require.Empty(t, r.e.Stats().LastAction)
+	require.Equal(t, 2, r.e.Status()[0].Desired, "the observed count: nothing retries")
 }
