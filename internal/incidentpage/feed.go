@@ -17,8 +17,14 @@ type FeedOptions struct {
 	DB func(ctx context.Context) (pgmon.SetSnapshot, error)
 	// DBTimeout bounds one DB scrape; zero means 2s.
 	DBTimeout time.Duration
-	// Interval between samples; zero means 5s.
+	// Interval between samples; zero means 2s, the /proc sampler's own
+	// interval, so a stuck worker's heartbeat age is seen climbing even
+	// with a timeout of a few seconds.
 	Interval time.Duration
+	// DBEvery scrapes the databases at every DBEvery-th sample only, and
+	// draws the last scrape's numbers in between: the database is asked
+	// less often than /proc is read. Zero means 5 (every 10 s).
+	DBEvery int
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
@@ -27,6 +33,9 @@ type FeedOptions struct {
 type Feeder struct {
 	series *Series
 	opts   FeedOptions
+
+	samples int      // samples taken; only the goroutine calling Sample
+	lastDB  DBSample // the last DB scrape's numbers
 }
 
 // NewFeeder returns a Feeder writing into series.
@@ -35,7 +44,10 @@ func NewFeeder(series *Series, opts FeedOptions) *Feeder {
 		opts.DBTimeout = 2 * time.Second
 	}
 	if opts.Interval <= 0 {
-		opts.Interval = 5 * time.Second
+		opts.Interval = 2 * time.Second
+	}
+	if opts.DBEvery <= 0 {
+		opts.DBEvery = 5
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
@@ -57,18 +69,21 @@ func (f *Feeder) Run(ctx context.Context) {
 	}
 }
 
-// Sample takes one sample now. A DB scrape that fails or times out is no
-// database numbers for this instant, never a missing app point.
+// Sample takes one sample now; it is not safe for concurrent use. A DB
+// scrape that fails or times out is no database numbers until the next
+// one, never a missing app point.
 func (f *Feeder) Sample(ctx context.Context) {
-	var db DBSample
-	if f.opts.DB != nil {
+	if f.opts.DB != nil && f.samples%f.opts.DBEvery == 0 {
+		f.lastDB = DBSample{}
 		dctx, cancel := context.WithTimeout(ctx, f.opts.DBTimeout)
 		snap, err := f.opts.DB(dctx)
 		cancel()
 		if err == nil {
-			db = DBFromSnapshot(snap)
+			f.lastDB = DBFromSnapshot(snap)
 		}
 	}
+	f.samples++
+	db := f.lastDB
 	snaps := f.opts.Apps()
 	apps := make([]AppSample, 0, len(snaps))
 	for _, s := range snaps {

@@ -229,6 +229,7 @@ func (p *Pages) serveIncident(w http.ResponseWriter, r *http.Request) {
 		d.Points = p.opts.Series.Window(inc.App, d.From, d.To)
 	}
 	d.Chart = newChart(inc, d.From, d.To, d.Points, d.Markers)
+	d.From = time.Unix(d.Chart.From, 0)
 	d.HasChart = len(d.Points) > 0
 	d.HasDB = d.Chart.HasDB
 	p.render(w, "incident.html", d)
@@ -303,6 +304,17 @@ func newChart(inc Incident, from, to time.Time, points []Point, markers []Marker
 	for _, m := range markers {
 		c.Markers = append(c.Markers, chartMarker{T: m.Time.Unix(), Kind: m.Kind, Label: m.Label})
 	}
+	// The time axis starts where there is something to draw: a daemon
+	// started a minute before the incident has no samples of the minutes
+	// before that, and an empty four fifths of a chart hides the rest.
+	first := c.Opened
+	if len(c.T) > 0 {
+		first = min(first, c.T[0])
+	}
+	for _, m := range c.Markers {
+		first = min(first, m.T)
+	}
+	c.From = max(c.From, first)
 	return c
 }
 

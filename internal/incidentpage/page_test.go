@@ -248,3 +248,17 @@ func TestNumMarshalsNaNAsNull(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, "[1.5,null,null,0]", string(b))
 }
+
+// TestChartStartsAtItsData: the time axis starts at the first sample,
+// marker or the opening, whichever is first, never minutes of nothing
+// before them.
+func TestChartStartsAtItsData(t *testing.T) {
+	inc := Incident{OpenedAt: opened}
+	from := opened.Add(-5 * time.Minute)
+	pts := []Point{{Time: opened.Add(-30 * time.Second)}, {Time: opened}}
+	require.Equal(t, opened.Add(-30*time.Second).Unix(), newChart(inc, from, opened, pts, nil).From)
+	require.Equal(t, opened.Add(-time.Minute).Unix(),
+		newChart(inc, from, opened, pts, []Marker{{Time: opened.Add(-time.Minute)}}).From, "a deploy before the first sample is on the chart")
+	require.Equal(t, opened.Unix(), newChart(inc, from, opened, nil, nil).From)
+	require.Equal(t, from.Unix(), newChart(inc, from, opened, []Point{{Time: from.Add(-time.Hour)}}, nil).From, "never before the window")
+}

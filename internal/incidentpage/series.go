@@ -74,7 +74,8 @@ type Point struct {
 
 // Options bound a Series. Zero values mean the documented defaults.
 type Options struct {
-	// MaxPoints per app; zero means 720 (an hour at a 5 s interval).
+	// MaxPoints per app; zero means 1800 (an hour at the feeder's 2 s).
+	// A point is about 150 bytes: 270 KB per app, 17 MB at MaxApps.
 	MaxPoints int
 	// MaxApps kept at once; zero means 64. A new app past it replaces
 	// the app sampled least recently.
@@ -101,7 +102,7 @@ type appRing struct {
 // NewSeries returns an empty Series.
 func NewSeries(opts Options) *Series {
 	if opts.MaxPoints <= 0 {
-		opts.MaxPoints = 720
+		opts.MaxPoints = 1800
 	}
 	if opts.MaxApps <= 0 {
 		opts.MaxApps = 64

@@ -1,12 +1,15 @@
 package incidentpage
 
 import (
+	"context"
+	"errors"
 	"math"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/gunicorn-reflex/gunicorn-reflex/internal/appset"
 	"github.com/gunicorn-reflex/gunicorn-reflex/internal/pgmon"
 )
 
@@ -82,4 +85,50 @@ func TestDBFromSnapshot(t *testing.T) {
 		Bouncers: []pgmon.BouncerSnapshot{{Up: true, Pools: []pgmon.Pool{{ClientWaiting: 3}, {ClientWaiting: 2}}}, {Up: false}},
 	})
 	require.Equal(t, DBSample{Known: true, LongestActive: 9 * time.Second, Active: 3, Blocked: 3, IdleInTransaction: 1, Saturation: 0.9, PoolWaiting: 5}, db)
+}
+
+// TestFeederAsksTheDatabaseLessOften: the database is scraped at every
+// DBEvery-th sample and its numbers drawn until the next scrape; a failed
+// scrape is no numbers, and the app points are there either way.
+func TestFeederAsksTheDatabaseLessOften(t *testing.T) {
+	s := NewSeries(Options{})
+	now := t0
+	scrapes := 0
+	fail := false
+	f := NewFeeder(s, FeedOptions{
+		Apps: func() []appset.Snapshot {
+			snap := appset.Snapshot{App: "a"}
+			snap.Lifecycle.Timeouts = uint64(scrapes)
+			snap.Proc = appset.ProcState{Known: true, Sampled: true, Timeout: 3 * time.Second}
+			snap.Proc.State.Workers, snap.Proc.State.Busy = 2, 1
+			return []appset.Snapshot{snap}
+		},
+		DB: func(ctx context.Context) (pgmon.SetSnapshot, error) {
+			scrapes++
+			if fail {
+				return pgmon.SetSnapshot{}, errors.New("down")
+			}
+			_, ok := ctx.Deadline()
+			require.True(t, ok, "the scrape is bounded")
+			return pgmon.SetSnapshot{Targets: []pgmon.Snapshot{{Up: true, Blocked: scrapes}}}, nil
+		},
+		DBEvery: 3,
+		Now:     func() time.Time { return now },
+	})
+	for i := range 7 {
+		fail = i == 6
+		f.Sample(context.Background())
+		now = now.Add(2 * time.Second)
+	}
+	require.Equal(t, 3, scrapes, "samples 0, 3 and 6")
+	pts := s.Window("a", time.Time{}, time.Time{})
+	require.Len(t, pts, 7)
+	var blocked []float64
+	for _, p := range pts {
+		blocked = append(blocked, p.DBBlocked)
+		require.Equal(t, 2.0, p.Workers)
+		require.Equal(t, 3.0, p.Timeout)
+	}
+	require.Equal(t, []float64{1, 1, 1, 2, 2, 2}, blocked[:6])
+	require.True(t, math.IsNaN(blocked[6]), "a failed scrape is no numbers, not the old ones")
 }
