@@ -13,6 +13,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/gunicorn-reflex/gunicorn-reflex/internal/gunicorntest"
 	"github.com/gunicorn-reflex/gunicorn-reflex/internal/incident"
 	"github.com/gunicorn-reflex/gunicorn-reflex/internal/reflextest"
 )
@@ -118,4 +119,37 @@ func TestIncidentsAPIAndExplain(t *testing.T) {
 	out, err = exec.Command(reflextest.Binary(t), "explain", "--url", exp.URL, "--app", "nothing").CombinedOutput()
 	require.NoError(t, err, string(out))
 	require.True(t, strings.HasPrefix(string(out), "No incident of nothing"), string(out))
+}
+
+// Real Gunicorn through the binary: a request blocked on a threading lock
+// that is never released in time is stuck on a futex, Gunicorn kills it at
+// the 3 s timeout, and that yields exactly one incident whose verdict is
+// deadlock, with the stuck worker as decisive evidence.
+func TestIncidentRealDeadlock(t *testing.T) {
+	g := gunicorntest.Start(t, gunicorntest.Options{Workers: 2, Timeout: 3})
+	cfg := filepath.Join(t.TempDir(), "reflex.yml")
+	require.NoError(t, os.WriteFile(cfg, []byte("apps:\n  - name: lockapp\n    timeout: 3s\n    pidfile: "+g.Pidfile+
+		"\n    error_log: "+g.ErrorLog+"\nlogs:\n  poll_interval: 50ms\n"), 0o600))
+	exp := reflextest.Start(t, "--config.file="+cfg)
+	exp.WaitValue(t, 15*time.Second, 1, "reflex_proc_up", "app", "lockapp")
+
+	res := g.GetAsync("/lock?s=30")
+	require.NoError(t, g.WaitLog("WORKER TIMEOUT", 1, 20*time.Second))
+	<-res
+	var got []incident.Incident
+	deadline := time.Now().Add(15 * time.Second)
+	for time.Now().Before(deadline) {
+		if got = getIncidents(t, exp, "?app=lockapp"); len(got) == 1 && got[0].Cause == incident.CauseDeadlock {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	require.Len(t, got, 1, "exactly one incident: %+v", got)
+	inc := got[0]
+	require.Equal(t, incident.CauseDeadlock, inc.Cause, "%s\n%+v", inc.Summary, inc.Evidence)
+	var stuck bool
+	for _, e := range inc.Evidence {
+		stuck = stuck || (e.Decisive && e.Kind == "worker_stuck" && e.Attrs["kind"] == "futex")
+	}
+	require.True(t, stuck, "%+v", inc.Evidence)
 }

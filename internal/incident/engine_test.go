@@ -20,9 +20,6 @@ type clock struct{ t time.Time }
 func (c *clock) now() time.Time      { return c.t }
 func (c *clock) add(d time.Duration) { c.t = c.t.Add(d) }
 func newClock() *clock               { return &clock{t: since} }
-func ev(kind string, attrs map[string]string) timeline.Event {
-	return timeline.Event{App: "shop", Source: timeline.SourceErrorLog, Kind: kind, Attrs: attrs}
-}
 
 // A timeout opens an incident; a backend link names the slow query; the
 // quiet period closes it and counts it under its final cause.
@@ -321,8 +318,7 @@ func TestEngineGuard(t *testing.T) {
 				require.Contains(t, evidence, "incident 1: ")
 				require.Contains(t, evidence, strings.TrimPrefix(string(r), "verdict_"))
 			}
-			var g intent.Guard = e.Guard(nil)
-			r2, _ := g.Check(context.Background(), "shop", tc.action)
+			r2, _ := e.Guard(nil).Check(context.Background(), "shop", tc.action)
 			require.Equal(t, tc.want, r2, "Guard(nil) refuses the same and has no fallback")
 		})
 	}
