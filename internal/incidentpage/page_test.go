@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -261,4 +262,49 @@ func TestChartStartsAtItsData(t *testing.T) {
 		newChart(inc, from, opened, pts, []Marker{{Time: opened.Add(-time.Minute)}}).From, "a deploy before the first sample is on the chart")
 	require.Equal(t, opened.Unix(), newChart(inc, from, opened, nil, nil).From)
 	require.Equal(t, from.Unix(), newChart(inc, from, opened, []Point{{Time: from.Add(-time.Hour)}}, nil).From, "never before the window")
+}
+
+// BenchmarkIncidentPage renders one incident page over a full hour of
+// samples (1800 points), the largest chart the default Series keeps.
+func BenchmarkIncidentPage(b *testing.B) {
+	s := NewSeries(Options{})
+	start := opened.Add(-time.Hour)
+	for i := range 1800 {
+		s.Observe(start.Add(time.Duration(i)*2*time.Second), []AppSample{{App: "shop", Timeouts: uint64(i / 100), ProcKnown: true, Workers: 4, Busy: i % 5,
+			HeartbeatKnown: true, HeartbeatAge: time.Duration(i%30) * 100 * time.Millisecond, LatencyKnown: true, Requests: uint64(i * 10), LatencySum: float64(i)}},
+			DBSample{Known: true, Active: 2, Blocked: i % 3})
+	}
+	inc := lockIncident()
+	inc.OpenedAt, inc.ClosedAt = start.Add(5*time.Minute), opened
+	p, err := NewPages(PageOptions{Incidents: fakeSource{inc}, Series: s, Lead: 5 * time.Minute, Now: func() time.Time { return opened }})
+	require.NoError(b, err)
+	req := httptest.NewRequest(http.MethodGet, "/incidents/inc-7", nil)
+	req.SetPathValue("id", "inc-7")
+	b.ReportAllocs()
+	var size int
+	for b.Loop() {
+		w := httptest.NewRecorder()
+		p.serveIncident(w, req)
+		size = w.Body.Len()
+	}
+	b.ReportMetric(float64(size), "bytes/page")
+}
+
+// BenchmarkObserve is one sampling instant of 8 apps into full rings.
+func BenchmarkObserve(b *testing.B) {
+	s := NewSeries(Options{})
+	apps := make([]AppSample, 8)
+	for i := range apps {
+		apps[i] = AppSample{App: "app" + strconv.Itoa(i), ProcKnown: true, Workers: 4, LatencyKnown: true}
+	}
+	at := t0
+	for range 1800 {
+		s.Observe(at, apps, DBSample{Known: true})
+		at = at.Add(2 * time.Second)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		s.Observe(at, apps, DBSample{Known: true})
+		at = at.Add(2 * time.Second)
+	}
 }
