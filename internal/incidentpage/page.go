@@ -28,8 +28,11 @@ type Incident struct {
 	// Summary is the verdict in one sentence; Action what a person
 	// should do ("" when the verdict gives nothing to do).
 	Summary, Action string
-	Evidence        []Evidence
-	Decisions       []Decision
+	// Trigger is what opened the incident (a WORKER TIMEOUT, an alert,
+	// ...), as the engine names it.
+	Trigger   string
+	Evidence  []Evidence
+	Decisions []Decision
 }
 
 // Evidence is one item the verdict rests on.

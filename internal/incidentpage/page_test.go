@@ -45,7 +45,7 @@ var opened = t0.Add(5 * time.Minute)
 func lockIncident() Incident {
 	return Incident{
 		ID: "inc-7", App: "shop", State: "closed", OpenedAt: opened, ClosedAt: opened.Add(90 * time.Second),
-		Cause: "database_lock", Confidence: 0.9,
+		Cause: "database_lock", Confidence: 0.9, Trigger: "worker_timeout",
 		Summary: "Workers of shop waited on a row lock held by pid 4242, idle in transaction for 40 s.",
 		Action:  "End the transaction of pid 4242 (SELECT pg_terminate_backend(4242)) and set idle_in_transaction_session_timeout.",
 		Evidence: []Evidence{
@@ -142,6 +142,8 @@ func TestIncidentPageIsHTML(t *testing.T) {
 	require.Contains(t, body, "release 2026-12-01-a (current -&gt; releases/42)")
 	require.Contains(t, body, "closed <time datetime=\"2026-12-01T10:06:30Z\">2026-12-01 10:06:30 UTC</time> after 1m30s")
 	require.Contains(t, body, "<noscript>", "a reader without JavaScript is told where the numbers are")
+	require.Contains(t, body, `by <span class="kind">worker_timeout</span>`)
+	require.NotContains(t, body, "Still open", "closed")
 	// The decisive evidence comes first, under its own heading.
 	require.Less(t, strings.Index(body, "What decided the verdict"), strings.Index(body, "backend 555"))
 	require.Less(t, strings.Index(body, "backend 555"), strings.Index(body, "Also seen"))
@@ -220,6 +222,8 @@ func TestListPage(t *testing.T) {
 	require.Less(t, strings.Index(body, `href="/incidents/inc-8"`), strings.Index(body, `href="/incidents/inc-7"`), "newest first")
 	require.Contains(t, body, "Database lock")
 	require.Contains(t, body, "Capacity")
+	require.Contains(t, body, "<td>1m30s</td>", "a closed incident's length")
+	require.Contains(t, body, "<td>1h0m0s so far</td>", "an open one's so far")
 
 	_, _, body = get(t, srv.URL+"/incidents?state=closed")
 	require.Contains(t, body, `href="/incidents/inc-7"`)
@@ -307,4 +311,19 @@ func BenchmarkObserve(b *testing.B) {
 		s.Observe(at, apps, DBSample{Known: true})
 		at = at.Add(2 * time.Second)
 	}
+}
+
+// TestIncidentPageWithoutSamples: an incident older than the series (or
+// an app never sampled) still shows its verdict and evidence, says why
+// there is no chart, and loads no chart script.
+func TestIncidentPageWithoutSamples(t *testing.T) {
+	srv := testPages(t)
+	code, _, body := get(t, srv.URL+"/incidents/inc-8")
+	require.Equal(t, http.StatusOK, code)
+	require.Contains(t, body, "Capacity")
+	require.Contains(t, body, "All 4 workers of api busy")
+	require.Contains(t, body, "No samples of this app's numbers cover this incident")
+	require.Contains(t, body, "Still open")
+	require.NotContains(t, body, "uPlot.iife.min.js")
+	require.NotContains(t, body, `id="chart-data"`)
 }

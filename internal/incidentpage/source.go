@@ -48,7 +48,7 @@ func (s EngineSource) Incident(id string) (Incident, bool) {
 func FromIncident(i incident.Incident) Incident {
 	out := Incident{
 		ID: i.ID, App: i.App, State: string(i.State), OpenedAt: i.OpenedAt,
-		Cause: string(i.Cause), Confidence: i.Confidence, Summary: i.Summary, Action: i.Advice,
+		Cause: string(i.Cause), Confidence: i.Confidence, Summary: i.Summary, Action: i.Advice, Trigger: i.Trigger,
 	}
 	if i.ClosedAt != nil {
 		out.ClosedAt = *i.ClosedAt
