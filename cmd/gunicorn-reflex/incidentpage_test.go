@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -23,11 +24,12 @@ import (
 
 var chartSamples = regexp.MustCompile(`data-series="(\d+)"`)
 
-// Through the binary, on a real Gunicorn: a request past the 2 s timeout
-// opens an incident, and its page, served by the daemon and loaded in a
-// real headless Chromium, shows the engine's verdict and every evidence
-// item and draws the chart from the daemon's own samples (busy workers,
-// heartbeat age, the timeout). The screenshot is an artifact.
+// Through the binary, on a real Gunicorn: after a HUP reload, a request
+// past the 2 s timeout opens an incident, and its page, served by the
+// daemon and loaded in a real headless Chromium, shows the engine's
+// verdict and every evidence item, lists the reload as a deploy marker and
+// draws the chart from the daemon's own samples (busy workers, heartbeat
+// age, the timeout) with the marker on it. The screenshot is an artifact.
 func TestIncidentPageThroughTheBinary(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs Gunicorn, the exporter and a browser")
@@ -57,6 +59,11 @@ logs:
 		require.Equal(t, http.StatusOK, status)
 	}
 
+	require.NoError(t, g.Signal(syscall.SIGHUP))
+	exp.WaitValue(t, 15*time.Second, 1, "gunicorn_master_reloads_total", "app", "paged")
+	// The reload's new workers must be up before the request is sent to one.
+	exp.WaitValue(t, 15*time.Second, 2, "gunicorn_workers_by_activity", "app", "paged", "activity", "idle")
+
 	stuck := g.GetAsync("/sleep?s=8")
 	var inc incident.Incident
 	deadline := time.Now().Add(30 * time.Second)
@@ -71,7 +78,7 @@ logs:
 	require.NotEmpty(t, inc.ID, "an incident opened:\n%s", exp.Stderr.Tail(30))
 
 	// The daemon samples its numbers every 2 s: wait for a chart of at
-	// least three samples, so it has lines, not a dot.
+	// least six samples, so it has lines, not a dot.
 	var page string
 	deadline = time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
@@ -80,14 +87,15 @@ logs:
 		require.Equal(t, http.StatusOK, status, body)
 		page = body
 		if m := chartSamples.FindStringSubmatch(body); m != nil {
-			if n, _ := strconv.Atoi(m[1]); n >= 3 {
+			if n, _ := strconv.Atoi(m[1]); n >= 6 {
 				break
 			}
 		}
 		time.Sleep(500 * time.Millisecond)
 	}
-	require.Regexp(t, `data-series="([3-9]|\d\d+)"`, page, "the daemon sampled the app around the incident")
+	require.Regexp(t, `data-series="([6-9]|\d\d+)"`, page, "the daemon sampled the app around the incident")
 	inc = getIncidents(t, exp, "?app=paged")[0]
+	require.Contains(t, page, `<span class="kind">deploy</span> HUP reload</li>`, "the reload is a marker")
 
 	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
 		chromedp.ExecPath(chrome), chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU,
@@ -118,6 +126,8 @@ logs:
   return n;
 })`))
 	require.NoError(t, err)
+	markers, err := chromedp.Run(ctx, chromedp.Evaluate[int](`JSON.parse(document.getElementById('chart-data').textContent).markers.length`))
+	require.NoError(t, err)
 	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
 	require.NoError(t, err)
 
@@ -128,6 +138,7 @@ logs:
 	joined := strings.Join(items, "\n")
 	require.Contains(t, joined, "worker_timeout", "the WORKER TIMEOUT is evidence on the page")
 	require.GreaterOrEqual(t, len(ink), 2, "at least the workers and seconds panels")
+	require.GreaterOrEqual(t, markers, 1, "the reload is on the chart")
 	for i, n := range ink {
 		require.Greater(t, n, 5000, "panel %d drew", i)
 	}

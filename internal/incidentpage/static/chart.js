@@ -48,7 +48,7 @@
     var opts = {
       width: width, height: 180,
       cursor: { sync: { key: sync.key } },
-      scales: Object.assign({ x: { time: true, min: d.from, max: Math.max(d.to, d.from + 60) } }, scales || {}),
+      scales: Object.assign({ x: { time: true, min: d.from, max: Math.max(d.to, d.from + 10) } }, scales || {}),
       series: [{}].concat(series),
       axes: [{}].concat(axes),
       hooks: { draw: [function (u) { annotate(u, labels); }] }
