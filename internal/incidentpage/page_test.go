@@ -327,3 +327,34 @@ func TestIncidentPageWithoutSamples(t *testing.T) {
 	require.NotContains(t, body, "uPlot.iife.min.js")
 	require.NotContains(t, body, `id="chart-data"`)
 }
+
+// TestChartDataCannotCloseItsScript: text from logs and deploy APIs ends
+// up in the chart's JSON; html/template escapes it there so it cannot
+// close the script element and start one of its own.
+func TestChartDataCannotCloseItsScript(t *testing.T) {
+	hostile := `</script><script>alert(1)</script>`
+	inc := lockIncident()
+	inc.Decisions[0].Action = hostile
+	p, err := NewPages(PageOptions{
+		Incidents: fakeSource{inc},
+		Series:    lockSeries(),
+		Markers: func(_ string, _, _ time.Time) []Marker {
+			return []Marker{{Time: opened, Kind: MarkerDeploy, Label: hostile}}
+		},
+		Now: func() time.Time { return opened.Add(time.Hour) },
+	})
+	require.NoError(t, err)
+	mux := http.NewServeMux()
+	p.Register(mux)
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	_, _, body := get(t, srv.URL+"/incidents/inc-7")
+	require.NotContains(t, body, "<script>alert(1)")
+	chart := chartJSON(t, body)
+	labels := []string{}
+	for _, m := range chart.Markers {
+		labels = append(labels, m.Label)
+	}
+	require.Contains(t, labels, hostile, "the label arrives intact for the chart to draw as text")
+	require.Contains(t, labels, hostile+": refused")
+}
