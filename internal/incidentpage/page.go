@@ -359,19 +359,62 @@ var funcs = template.FuncMap{
 		}
 		return to.Sub(from).Round(time.Second).String()
 	},
-	"cause": causeTitle,
-	"value": func(f float64) string {
-		if math.IsNaN(f) {
-			return "–"
+	"cause":      causeTitle,
+	"numberRows": numberRows,
+}
+
+// numberRows renders the rows of the table of the chart's numbers. They
+// are numbers and times only, nothing from outside, so they are written
+// directly rather than through the template: an hour of samples is 1800
+// rows, and the template's reflection cost 60 ms and 200,000 allocations
+// a page.
+func numberRows(points []Point, db bool) template.HTML {
+	var b []byte
+	cell := func(f float64) {
+		b = append(b, "<td>"...)
+		b = appendValue(b, f)
+		b = append(b, "</td>"...)
+	}
+	for _, p := range points {
+		b = append(b, "<tr><td>"...)
+		b = p.Time.UTC().AppendFormat(b, "15:04:05")
+		b = append(b, "</td>"...)
+		cell(p.Timeouts)
+		b = append(b, "<td>"...)
+		b = appendValue(b, p.Busy)
+		b = append(b, " / "...)
+		b = appendValue(b, p.Workers)
+		b = append(b, "</td>"...)
+		cell(p.HeartbeatAge)
+		cell(p.Latency)
+		cell(p.Requests)
+		if db {
+			cell(p.DBLongestActive)
+			cell(p.DBActive)
+			cell(p.DBBlocked)
+			cell(p.DBIdleInTransaction)
+			b = append(b, "<td>"...)
+			if math.IsNaN(p.DBSaturation) {
+				b = append(b, "–"...)
+			} else {
+				b = strconv.AppendFloat(b, 100*p.DBSaturation, 'f', 0, 64)
+				b = append(b, '%')
+			}
+			b = append(b, "</td>"...)
+			cell(p.DBPoolWaiting)
 		}
-		return strconv.FormatFloat(f, 'g', 4, 64)
-	},
-	"pct": func(f float64) string {
-		if math.IsNaN(f) {
-			return "–"
-		}
-		return strconv.FormatFloat(100*f, 'f', 0, 64) + "%"
-	},
+		b = append(b, "</tr>\n"...)
+	}
+	return template.HTML(b) // digits, times and fixed markup only
+}
+
+// appendValue writes a number as the table shows it: four significant
+// digits, "–" when unknown.
+func appendValue(b []byte, f float64) []byte {
+	if math.IsNaN(f) || math.IsInf(f, 0) {
+		return append(b, "–"...)
+	}
+	return strconv.AppendFloat(b, f, 'g', 4, 64)
 }
 
 // causeTitle is a verdict as people read it: "database_lock" is
