@@ -100,6 +100,7 @@ func TestGoldenExposition(t *testing.T) {
 		{"proc", NewProc(sampleApps())},
 		{"timeline", NewTimeline(tl)},
 		{"netstat", NewNetstat(sampleListenStats)},
+		{"receiver", NewReceiver(sampleRemediation())},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			golden := filepath.Join("testdata", tc.name+".golden")
@@ -160,6 +161,7 @@ func TestEveryMetricIsDocumented(t *testing.T) {
 		"proc":      NewProc(sampleApps()),
 		"timeline":  NewTimeline(timeline.New(16, 0)),
 		"netstat":   NewNetstat(sampleListenStats),
+		"receiver":  NewReceiver(sampleRemediation()),
 	}))
 	mfs, err := reg.Gather()
 	require.NoError(t, err)

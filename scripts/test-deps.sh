@@ -1,7 +1,8 @@
 #!/bin/sh
 # Installs (as root, with apt) or names (otherwise) the real programs the
 # tests run: Debian's Gunicorn and a setproctitle module for it, logrotate,
-# promtool (from the prometheus package), PostgreSQL, PgBouncer, psycopg2 and
+# promtool (from the prometheus package), Alertmanager (the receiver's
+# end-to-end tests), PostgreSQL, PgBouncer, psycopg2 and
 # systemd-analyze (from the systemd package; `make check-unit` runs it on the
 # sample unit, no running systemd needed). Tests never use mocks of them.
 set -eu

@@ -37,6 +37,8 @@ type daemon struct {
 	timeline *timeline.Timeline
 	mux      *http.ServeMux
 	exporter *collector.Exporter // bound to each scrape's deadline by the /metrics handler
+	receiver *remediation        // nil unless receiver.enabled
+	rxConfig config.Receiver     // the receiver section it started with
 
 	reloadMu        sync.Mutex
 	dbsMu           sync.Mutex
@@ -85,7 +87,7 @@ func newDaemon(ctx context.Context, f *flags, cfg *config.Config, logger *slog.L
 		versioncollector.NewCollector("reflex"),
 		d.reloadOK, d.reloadTimestamp,
 	)
-	d.exporter = collector.NewExporter(logger, map[string]collector.Collector{
+	collectors := map[string]collector.Collector{
 		"lifecycle": collector.NewLifecycle(d.apps),
 		"logfollow": collector.NewLogFollow(d.apps),
 		"access":    collector.NewAccess(d.apps),
@@ -93,13 +95,26 @@ func newDaemon(ctx context.Context, f *flags, cfg *config.Config, logger *slog.L
 		"timeline":  collector.NewTimeline(d.timeline),
 		"postgres":  collector.NewPostgres(d.databases),
 		"netstat":   collector.NewNetstat(listenStats),
-	})
+	}
+	if err := d.startReceiver(ctx, cfg); err != nil {
+		return nil, err
+	}
+	if d.receiver != nil {
+		collectors["receiver"] = collector.NewReceiver(d.receiver.engine)
+	}
+	d.exporter = collector.NewExporter(logger, collectors)
 	d.routes(reg)
 	return d, nil
 }
 
+// scrapeDatabases is the guard's view of the database targets.
+func (d *daemon) scrapeDatabases(ctx context.Context) (pgmon.SetSnapshot, error) {
+	return d.databases().Scrape(ctx)
+}
+
 func (d *daemon) wait() {
 	d.apps.Wait()
+	d.receiver.wait()
 	d.databases().Close()
 }
 
@@ -168,6 +183,7 @@ func (d *daemon) reload() error {
 	}
 	d.apps.Apply(cfg)
 	d.setDatabases(cfg)
+	d.warnReceiverChanged(cfg)
 	d.reloadOK.Set(1)
 	d.reloadTimestamp.SetToCurrentTime()
 	// apps counts every app followed now, discovered ones included: the

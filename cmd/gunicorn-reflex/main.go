@@ -5,7 +5,8 @@
 //
 // main.go holds the flags and run; daemon.go wires the components and
 // reloads the configuration; http.go serves metrics, the landing page, the
-// health endpoints and the events API.
+// health endpoints and the events API; remediation.go wires the
+// remediation receiver, its endpoints and the `remediation` sub-commands.
 package main
 
 import (
@@ -16,6 +17,7 @@ import (
 	"os"
 	"os/signal"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -57,6 +59,13 @@ type flags struct {
 	oneShotApp        string
 	oneShotRoutes     bool
 	oneShotCPUProfile string
+
+	// command is "" for the daemon, or the remediation sub-command
+	// (status, pause, resume, reset-circuit) talking to a running daemon.
+	command              string
+	remediationURL       string
+	remediationTokenFile string
+	remediationApp       string
 }
 
 func parseFlags(args []string, stdout, stderr io.Writer) (*flags, error) {
@@ -80,17 +89,33 @@ func parseFlags(args []string, stdout, stderr io.Writer) (*flags, error) {
 	app.Flag("oneshot.app", "The app label for --oneshot.access-log.").Default("oneshot").StringVar(&f.oneShotApp)
 	app.Flag("oneshot.routes", "Per-route latency for --oneshot.access-log.").BoolVar(&f.oneShotRoutes)
 	app.Flag("oneshot.cpuprofile", "Write a CPU profile of --oneshot.access-log to this file.").Hidden().StringVar(&f.oneShotCPUProfile)
+	app.Command("serve", "Run the exporter (and the remediation receiver when the config enables it). The default.").Default().Hidden()
+	rem := app.Command("remediation", "Talk to the running daemon's remediation receiver (its authenticated API under "+remediationAPI+").")
+	rem.Flag("remediation.url", "Base URL of the running daemon.").Default("http://127.0.0.1" + defaultListenAddress).StringVar(&f.remediationURL)
+	rem.Flag("remediation.token-file", "File holding the receiver's bearer token (receiver.bearer_token_file).").StringVar(&f.remediationTokenFile)
+	rem.Command("status", "Show each app's remediation state: paused, circuit, desired workers, queue, last actions.")
+	for _, c := range []struct{ name, help string }{
+		{"pause", "Stop all remediation of APP until resume (saved: survives restarts)."},
+		{"resume", "Undo pause."},
+		{"reset-circuit", "Close APP's circuit after its reload/restart budget ran out; the budget starts again."},
+	} {
+		rem.Command(c.name, c.help).Arg("APP", "The app, as named in receiver.apps.").Required().StringVar(&f.remediationApp)
+	}
 	f.web = kingpinflag.AddFlags(app, defaultListenAddress)
 	promslogflag.AddFlags(app, f.log)
 	app.Version(version.Print(programName))
 	app.HelpFlag.Short('h')
 	var exited bool
 	app.Terminate(func(int) { exited = true })
-	if _, err := app.Parse(args); err != nil {
+	cmd, err := app.Parse(args)
+	if err != nil {
 		return nil, err
 	}
 	if exited {
 		return nil, errHelpOrVersion
+	}
+	if after, ok := strings.CutPrefix(cmd, "remediation "); ok {
+		f.command = after
 	}
 	return f, nil
 }
@@ -108,6 +133,9 @@ func run(parent context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	f.log.Writer = stderr
 	logger := promslog.New(f.log)
+	if f.command != "" {
+		return runRemediation(parent, f, stdout, stderr)
+	}
 	if f.oneShotAccessLog != "" {
 		return oneShotAccessLog(parent, f, stdout, stderr)
 	}

@@ -31,6 +31,9 @@ type ProcState struct {
 	Err           string
 	// OOM verdicts for worker deaths by SIGKILL without a timeout.
 	OOMConfirmed, OOMSuspected uint64
+
+	// SampledAt is when the last successful sample was taken.
+	SampledAt time.Time
 }
 
 // procTracker owns the masters known per app and their latest samples.
@@ -109,6 +112,9 @@ func (p *procTracker) sampleAll() {
 		prev := p.states[app]
 		next := ProcState{Known: true, Sampled: err == nil, State: st, Timeout: ms.Timeout, TimeoutSource: ms.TimeoutSource,
 			OOMConfirmed: prev.OOMConfirmed, OOMSuspected: prev.OOMSuspected}
+		if err == nil {
+			next.SampledAt = time.Now()
+		}
 		if err != nil {
 			next.Err = err.Error()
 			if errors.Is(err, procinfo.ErrGone) || errors.Is(err, procinfo.ErrPIDReused) {

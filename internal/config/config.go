@@ -28,6 +28,8 @@ type Config struct {
 	// ScrapeTimeoutOffset is taken off Prometheus's
 	// X-Prometheus-Scrape-Timeout-Seconds to bound database queries.
 	ScrapeTimeoutOffset Duration `yaml:"scrape_timeout_offset"`
+	// Receiver is the remediation receiver (off by default).
+	Receiver Receiver `yaml:"receiver"`
 }
 
 // Logs tunes the log follower shared by every app.
@@ -108,6 +110,7 @@ func (c *Config) fillDefaults() {
 	if c.Timeline.MaxAge == 0 {
 		c.Timeline.MaxAge = Duration(DefaultTimelineMaxAge)
 	}
+	c.Receiver.fillDefaults()
 	for i := range c.Apps {
 		if c.Apps[i].Routes.MaxRoutes == 0 {
 			c.Apps[i].Routes.MaxRoutes = DefaultMaxRoutes

@@ -42,9 +42,9 @@ func (e *Error) Error() string {
 }
 
 // validate checks the sections in a fixed order (apps, databases,
-// discovery, logs) and returns the first fault.
+// discovery, logs, receiver) and returns the first fault.
 func (c *Config) validate() error {
-	for _, check := range []func() error{c.validateApps, c.validateDatabases, c.validateDiscovery, c.validateLogs} {
+	for _, check := range []func() error{c.validateApps, c.validateDatabases, c.validateDiscovery, c.validateLogs, c.validateReceiver} {
 		if err := check(); err != nil {
 			return err
 		}

@@ -151,6 +151,11 @@ type Master struct {
 	// Notes are sentences about what was not found and why, and where a
 	// value came from when that is not obvious.
 	Notes []string
+
+	// ConfiguredWorkers is the master's workers setting (-w, config file,
+	// control socket): what a HUP resets the worker count to. 0 when it
+	// was not found.
+	ConfiguredWorkers int
 }
 
 // gproc is one Gunicorn process seen in the scan.

@@ -139,6 +139,9 @@ func (in *inspection) resolve(inv invocation) {
 	}
 
 	in.resolveTimeout(inv)
+	if n, err := strconv.Atoi(in.val["workers"]); err == nil && n > 0 {
+		m.ConfiguredWorkers = n
+	}
 
 	m.AccessLogFormat = in.val["access_log_format"]
 	if m.AccessLogFormat == "" && inv.Titled && in.src["access_log_format"] == "" {

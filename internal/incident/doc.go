@@ -21,4 +21,9 @@
 //     by the worker's local port): state, wait event, query age, whether
 //     it is blocked and by whom. A link that finds nothing is not retried
 //     for the same episode, so a port no backend uses costs one query.
+//
+// Guard (guard.go) is today's answer to the remediation receiver's "would
+// more workers help, or make things worse?" (intent.Guard), from the
+// collectors' state: data freshness, stuck workers on the database,
+// PostgreSQL saturation, PgBouncer waiting clients, CPU and memory.
 package incident

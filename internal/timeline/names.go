@@ -41,4 +41,16 @@ const (
 
 	// Source postgres.
 	KindWorkerWaitsOnBackend = "worker_waits_on_backend"
+
+	// Source receiver (receiver/audit; Cause is the decision's outcome).
+	// KindRemediationDeclined: a decision that performed nothing (cooling
+	// down, out of bounds, refused, dry-run, ...).
+	KindRemediationDeclined = "remediation_declined"
+	// KindRemediationActed: the actuator was told to act.
+	KindRemediationActed = "remediation_acted"
+	// KindRemediationVerified: the action's effect was seen.
+	KindRemediationVerified = "remediation_verified"
+	// KindRemediationFailed: the action could not be performed or its
+	// effect was not seen before the deadline.
+	KindRemediationFailed = "remediation_failed"
 )

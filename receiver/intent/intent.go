@@ -93,6 +93,7 @@ const (
 	OutcomeStabilizing        Outcome = "stabilizing"         // scale-down inside the window after a scale-up
 	OutcomeIgnored            Outcome = "ignored"             // resolved, unknown app, another host, no action label
 	OutcomeFailed             Outcome = "failed"              // the action could not be performed (EPERM, gone master)
+	OutcomeSuperseded         Outcome = "superseded"          // a restart of the same app is queued or in flight: it wins
 )
 
 // Outcomes lists every outcome, in a fixed order.
@@ -100,7 +101,7 @@ var Outcomes = []Outcome{
 	OutcomeActed, OutcomeVerified, OutcomeVerificationFailed, OutcomeDryRun, OutcomeDeduplicated,
 	OutcomeCoolingDown, OutcomeOutOfBounds, OutcomeRefused, OutcomeBudgetExhausted, OutcomeCircuitOpen,
 	OutcomeNotAllowed, OutcomePaused, OutcomeRateLimited, OutcomeGrace, OutcomeStabilizing, OutcomeIgnored,
-	OutcomeFailed,
+	OutcomeFailed, OutcomeSuperseded,
 }
 
 // Refusal names why the host's own state says an action would not help or
