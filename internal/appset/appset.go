@@ -17,6 +17,7 @@ import (
 	"github.com/gunicorn-reflex/gunicorn-reflex/internal/config"
 	"github.com/gunicorn-reflex/gunicorn-reflex/internal/follower"
 	"github.com/gunicorn-reflex/gunicorn-reflex/internal/lifecycle"
+	"github.com/gunicorn-reflex/gunicorn-reflex/internal/linesource"
 	"github.com/gunicorn-reflex/gunicorn-reflex/internal/procinfo"
 	"github.com/gunicorn-reflex/gunicorn-reflex/internal/timeline"
 )
@@ -42,9 +43,15 @@ type Snapshot struct {
 	Lifecycle    lifecycle.Counts
 	ErrorLog     follower.Stats
 	HasErrorLog  bool
+	// ErrorLogSource and AccessLogSource say what carries each log.
+	ErrorLogSource  linesource.Kind
+	AccessLogSource linesource.Kind
 	// Access is nil when the app has no access log to follow.
 	Access    *accessstats.Stats
 	AccessLog follower.Stats
+	// OtherLines counts lines of a source carrying both logs that were
+	// neither (an app's own output on stdout); they are dropped.
+	OtherLines uint64
 	// Proc is the latest live worker state from /proc.
 	Proc ProcState
 }
@@ -62,6 +69,18 @@ type Spec struct {
 	Pidfile string
 	// Timeout is the configured --timeout; 0 = as read from the master.
 	Timeout time.Duration
+	// Output, when its Kind is set, is one source carrying both logs (a
+	// container's log, a journal unit, stdin): the error log comes from it,
+	// and the access log too when AccessLog is "-". ErrorLog then only
+	// describes where Gunicorn writes ("-").
+	Output Output
+}
+
+// Output names a source that carries an app's stdout and stderr.
+type Output struct {
+	Kind linesource.Kind
+	// Path is the log file of a container (docker, cri).
+	Path string
 }
 
 // Manager runs one pipeline per app.
