@@ -99,6 +99,8 @@ type Manager struct {
 	// overlays are apps[] entries with only a name and a timeout: the
 	// timeout of the discovered app of that name.
 	overlays map[string]time.Duration
+	// containers is where discovery finds container logs (RunDiscovery).
+	containers containerDiscovery
 }
 
 // EnableProc turns on live worker state from /proc (masters come from
@@ -146,8 +148,12 @@ func (m *Manager) Apply(cfg *config.Config) {
 			}
 			continue
 		}
-		want[a.Name] = Spec{Name: a.Name, Source: SourceConfig, ErrorLog: a.ErrorLog, Pidfile: a.Pidfile, Timeout: a.Timeout.D(),
+		spec := Spec{Name: a.Name, Source: SourceConfig, ErrorLog: a.ErrorLog, Pidfile: a.Pidfile, Timeout: a.Timeout.D(),
 			AccessLog: a.AccessLog, AccessLogFormat: a.AccessLogFormat, Routes: a.Routes}
+		if out, ok := configuredOutput(a); ok {
+			spec.ErrorLog, spec.AccessLog, spec.AccessLogFormat, spec.Output = "-", "-", a.ContainerLog.AccessLogFormat, out
+		}
+		want[a.Name] = spec
 	}
 	for name, p := range m.apps {
 		spec, keep := want[name]
