@@ -109,4 +109,3 @@ func accessOnStdout(ms discovery.Master) bool {
 	}
 	return false
 }
-
