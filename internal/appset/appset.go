@@ -29,6 +29,8 @@ type Source string
 const (
 	SourceConfig    Source = "config"
 	SourceDiscovery Source = "discovery"
+	// SourceStdin is the app whose output is piped into gunicorn-reflex.
+	SourceStdin Source = "stdin"
 )
 
 // MaxApps bounds how many apps one exporter follows, so a host running
@@ -81,6 +83,8 @@ type Output struct {
 	Kind linesource.Kind
 	// Path is the log file of a container (docker, cri).
 	Path string
+	// Reader is the input of a stdin app.
+	Reader *linesource.Reader
 }
 
 // Manager runs one pipeline per app.

@@ -276,6 +276,10 @@ func openOutput(out Output, logs config.Logs, now func() time.Time, logger *slog
 		return containerlog.NewSource(containerlog.FormatDocker, followerOptions(out.Path, logs, now, logger), h)
 	case linesource.KindCRI:
 		return containerlog.NewSource(containerlog.FormatCRI, followerOptions(out.Path, logs, now, logger), h)
+	case linesource.KindStdin:
+		if out.Reader != nil {
+			return out.Reader.Source(h), nil
+		}
 	}
 	return nil, fmt.Errorf("appset: no reader for log source %q", out.Kind)
 }
