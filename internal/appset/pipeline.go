@@ -252,6 +252,11 @@ func (p *pipeline) snapshot() Snapshot {
 		s.AccessLog = follower.Stats{Lines: p.routed.acc.Load(), Open: s.ErrorLog.Open}
 		s.AccessLogSource = s.ErrorLogSource
 	}
+	if d, ok := p.errLog.(interface{ DecodeFailures() uint64 }); ok {
+		// A line of a runtime's log file not in its format is a line that
+		// could not be parsed: counted with the error log's, and skipped.
+		s.Lifecycle.ParseFailures += d.DecodeFailures()
+	}
 	if p.mixed {
 		s.ErrorLog.Lines = p.routed.err.Load()
 		s.OtherLines = p.routed.other.Load()
