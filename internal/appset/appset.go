@@ -157,7 +157,7 @@ func (m *Manager) Apply(cfg *config.Config) {
 		if out, ok := configuredOutput(a); ok {
 			spec.ErrorLog, spec.AccessLog, spec.AccessLogFormat, spec.Output = "-", "-", a.ContainerLog.AccessLogFormat, out
 		}
-		want[a.Name] = spec
+		want[a.Name] = sharedFile(spec)
 	}
 	for name, p := range m.apps {
 		spec, keep := want[name]

@@ -126,3 +126,16 @@ func (m *Manager) FollowStdin(app, accessFormat string, r io.Reader, tee io.Writ
 	m.Ensure(Spec{Name: app, Source: SourceStdin, ErrorLog: "-", AccessLog: "-", AccessLogFormat: accessFormat,
 		Routes: config.Routes{MaxRoutes: config.DefaultMaxRoutes}, Output: Output{Kind: linesource.KindStdin, Reader: rd}})
 }
+
+// sharedFile reads one file that holds both logs (supervisord's
+// redirect_stderr, or "2>&1" into a file, or the same path given for
+// both) as one source whose lines are told apart by shape: two followers
+// of it would each count the other log's lines as raw or unparsable.
+func sharedFile(spec Spec) Spec {
+	if spec.Output.Kind != "" || spec.ErrorLog == "" || spec.ErrorLog == "-" || spec.ErrorLog != spec.AccessLog {
+		return spec
+	}
+	spec.Output = Output{Kind: linesource.KindFile, Path: spec.ErrorLog}
+	spec.AccessLog = "-"
+	return spec
+}
