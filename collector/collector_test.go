@@ -23,7 +23,9 @@ import (
 	"github.com/gunicorn-reflex/gunicorn-reflex/internal/appset"
 	"github.com/gunicorn-reflex/gunicorn-reflex/internal/errorlog"
 	"github.com/gunicorn-reflex/gunicorn-reflex/internal/follower"
+	"github.com/gunicorn-reflex/gunicorn-reflex/internal/journal"
 	"github.com/gunicorn-reflex/gunicorn-reflex/internal/lifecycle"
+	"github.com/gunicorn-reflex/gunicorn-reflex/internal/linesource"
 	"github.com/gunicorn-reflex/gunicorn-reflex/internal/testenv"
 	"github.com/gunicorn-reflex/gunicorn-reflex/internal/timeline"
 	"github.com/gunicorn-reflex/gunicorn-reflex/internal/workerstate"
@@ -81,6 +83,14 @@ func sampleApps() fakeApps {
 	}
 }
 
+// journalApps is one app whose unit's journal carries both logs, read by a
+// journalctl that was restarted twice and may not read the journal now.
+func journalApps() fakeApps {
+	st := follower.Stats{Lines: 5, Bytes: 400, ReadErrors: 2}
+	return fakeApps{{App: "unit", Source: appset.SourceConfig, HasErrorLog: true, ErrorLog: st,
+		ErrorLogSource: linesource.KindJournal, Journal: &journal.Stats{Restarts: 2, PermissionDenied: true}}}
+}
+
 func TestGoldenExposition(t *testing.T) {
 	tl := timeline.New(16, 0)
 	tl.Append(timeline.Event{Kind: "worker_timeout"})
@@ -90,6 +100,7 @@ func TestGoldenExposition(t *testing.T) {
 	}{
 		{"lifecycle", NewLifecycle(sampleApps())},
 		{"logfollow", NewLogFollow(sampleApps())},
+		{"logfollow_journal", NewLogFollow(journalApps())},
 		{"access", NewAccess(sampleApps())},
 		{"proc", NewProc(sampleApps())},
 		{"timeline", NewTimeline(tl)},
@@ -149,6 +160,7 @@ func TestEveryMetricIsDocumented(t *testing.T) {
 	reg.MustRegister(NewExporter(promslog.NewNopLogger(), map[string]Collector{
 		"lifecycle": NewLifecycle(sampleApps()),
 		"logfollow": NewLogFollow(sampleApps()),
+		"journal":   NewLogFollow(journalApps()),
 		"access":    NewAccess(sampleApps()),
 		"proc":      NewProc(sampleApps()),
 		"timeline":  NewTimeline(timeline.New(16, 0)),

@@ -16,6 +16,7 @@ import (
 	"github.com/gunicorn-reflex/gunicorn-reflex/internal/accessstats"
 	"github.com/gunicorn-reflex/gunicorn-reflex/internal/config"
 	"github.com/gunicorn-reflex/gunicorn-reflex/internal/follower"
+	"github.com/gunicorn-reflex/gunicorn-reflex/internal/journal"
 	"github.com/gunicorn-reflex/gunicorn-reflex/internal/lifecycle"
 	"github.com/gunicorn-reflex/gunicorn-reflex/internal/linesource"
 	"github.com/gunicorn-reflex/gunicorn-reflex/internal/procinfo"
@@ -52,6 +53,9 @@ type Snapshot struct {
 	// OtherLines counts lines of a source carrying both logs that were
 	// neither (an app's own output on stdout); they are dropped.
 	OtherLines uint64
+	// Journal is the journal reader's own state when the journal carries
+	// the logs, else nil.
+	Journal *journal.Stats
 	// Proc is the latest live worker state from /proc.
 	Proc ProcState
 }
@@ -81,6 +85,8 @@ type Output struct {
 	Kind linesource.Kind
 	// Path is the log file of a container (docker, cri).
 	Path string
+	// Unit is the systemd unit whose journal carries the logs (journal).
+	Unit string
 }
 
 // Manager runs one pipeline per app.
@@ -146,8 +152,12 @@ func (m *Manager) Apply(cfg *config.Config) {
 			}
 			continue
 		}
-		want[a.Name] = Spec{Name: a.Name, Source: SourceConfig, ErrorLog: a.ErrorLog, Pidfile: a.Pidfile, Timeout: a.Timeout.D(),
+		spec := Spec{Name: a.Name, Source: SourceConfig, ErrorLog: a.ErrorLog, Pidfile: a.Pidfile, Timeout: a.Timeout.D(),
 			AccessLog: a.AccessLog, AccessLogFormat: a.AccessLogFormat, Routes: a.Routes}
+		if a.JournalUnit != "" {
+			spec.ErrorLog, spec.Output = "-", Output{Kind: linesource.KindJournal, Unit: a.JournalUnit}
+		}
+		want[a.Name] = spec
 	}
 	for name, p := range m.apps {
 		spec, keep := want[name]

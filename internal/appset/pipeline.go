@@ -13,6 +13,7 @@ import (
 	"github.com/gunicorn-reflex/gunicorn-reflex/internal/config"
 	"github.com/gunicorn-reflex/gunicorn-reflex/internal/errorlog"
 	"github.com/gunicorn-reflex/gunicorn-reflex/internal/follower"
+	"github.com/gunicorn-reflex/gunicorn-reflex/internal/journal"
 	"github.com/gunicorn-reflex/gunicorn-reflex/internal/lifecycle"
 	"github.com/gunicorn-reflex/gunicorn-reflex/internal/linesource"
 	"github.com/gunicorn-reflex/gunicorn-reflex/internal/timeline"
@@ -251,6 +252,10 @@ func (p *pipeline) snapshot() Snapshot {
 		s.AccessLog = follower.Stats{Lines: p.routed.acc.Load(), Open: s.ErrorLog.Open}
 		s.AccessLogSource = s.ErrorLogSource
 	}
+	if js, ok := p.errLog.(*journal.Source); ok {
+		st := js.Journal()
+		s.Journal = &st
+	}
 	if p.mixed {
 		s.ErrorLog.Lines = p.routed.err.Load()
 		s.OtherLines = p.routed.other.Load()
@@ -271,6 +276,18 @@ func openOutput(out Output, logs config.Logs, now func() time.Time, logger *slog
 	switch out.Kind {
 	case linesource.KindFile:
 		return linesource.NewFile(followerOptions(out.Path, logs, now, logger), h)
+	case linesource.KindJournal:
+		return journal.NewSource(journalOptions(out.Unit, logs, now, logger), h)
 	}
 	return nil, fmt.Errorf("appset: no reader for log source %q", out.Kind)
+}
+
+// journalOptions reads unit's journal with journalctl, in
+// logs.journal_directory when that is set.
+func journalOptions(unit string, logs config.Logs, now func() time.Time, logger *slog.Logger) journal.Options {
+	cmd := []string{"journalctl"}
+	if logs.JournalDirectory != "" {
+		cmd = append(cmd, "--directory="+logs.JournalDirectory)
+	}
+	return journal.Options{Unit: unit, Command: cmd, MaxLineBytes: logs.MaxLineBytes, Now: now, Logger: logger}
 }
