@@ -105,6 +105,8 @@ type Manager struct {
 	// overlays are apps[] entries with only a name and a timeout: the
 	// timeout of the discovered app of that name.
 	overlays map[string]time.Duration
+	// containers is where discovery finds container logs (RunDiscovery).
+	containers containerDiscovery
 }
 
 // EnableProc turns on live worker state from /proc (masters come from
@@ -156,6 +158,8 @@ func (m *Manager) Apply(cfg *config.Config) {
 			AccessLog: a.AccessLog, AccessLogFormat: a.AccessLogFormat, Routes: a.Routes}
 		if a.JournalUnit != "" {
 			spec.ErrorLog, spec.Output = "-", Output{Kind: linesource.KindJournal, Unit: a.JournalUnit}
+		} else if out, ok := configuredOutput(a); ok {
+			spec.ErrorLog, spec.AccessLog, spec.AccessLogFormat, spec.Output = "-", "-", a.ContainerLog.AccessLogFormat, out
 		}
 		want[a.Name] = spec
 	}

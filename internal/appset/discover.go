@@ -33,6 +33,7 @@ func (m *Manager) RunDiscovery(ctx context.Context, cfg *config.Config, ready ch
 		m.logger.Error("discovery disabled: cannot read the proc filesystem", "proc_path", cfg.Discovery.ProcPath, "err", err)
 		return
 	}
+	m.containers = newContainerDiscovery(cfg)
 	reported := map[string]string{} // master key -> what was last said about it
 	m.discoverOnce(fs, reported, enabled)
 	// Ready means the scrapes are true: until its first /proc sample an
@@ -97,6 +98,7 @@ func (m *Manager) discoverOnce(fs procinfo.FS, reported map[string]string, follo
 		}
 		m.reportTimeout(ms, reported)
 		if ms.ErrorLog == "" || ms.ErrorLog == "-" {
+			m.ensureContainer(ms, reported, master)
 			continue
 		}
 		if m.proc != nil {

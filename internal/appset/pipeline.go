@@ -11,6 +11,7 @@ import (
 	"github.com/gunicorn-reflex/gunicorn-reflex/internal/accesslog"
 	"github.com/gunicorn-reflex/gunicorn-reflex/internal/accessstats"
 	"github.com/gunicorn-reflex/gunicorn-reflex/internal/config"
+	"github.com/gunicorn-reflex/gunicorn-reflex/internal/containerlog"
 	"github.com/gunicorn-reflex/gunicorn-reflex/internal/errorlog"
 	"github.com/gunicorn-reflex/gunicorn-reflex/internal/follower"
 	"github.com/gunicorn-reflex/gunicorn-reflex/internal/journal"
@@ -278,6 +279,10 @@ func openOutput(out Output, logs config.Logs, now func() time.Time, logger *slog
 		return linesource.NewFile(followerOptions(out.Path, logs, now, logger), h)
 	case linesource.KindJournal:
 		return journal.NewSource(journalOptions(out.Unit, logs, now, logger), h)
+	case linesource.KindDocker:
+		return containerlog.NewSource(containerlog.FormatDocker, followerOptions(out.Path, logs, now, logger), h)
+	case linesource.KindCRI:
+		return containerlog.NewSource(containerlog.FormatCRI, followerOptions(out.Path, logs, now, logger), h)
 	}
 	return nil, fmt.Errorf("appset: no reader for log source %q", out.Kind)
 }

@@ -29,13 +29,27 @@ type App struct {
 	// (Gunicorn's stderr, errorlog "-"), and the access log too when
 	// access_log is "-".
 	JournalUnit string `yaml:"journal_unit"`
+	// ContainerLog is the container runtime's log file that carries the
+	// app's stderr and stdout (Gunicorn's "-" logs); it wins over what
+	// discovery finds.
+	ContainerLog ContainerLog `yaml:"container_log"`
+}
+
+// ContainerLog names a container runtime's log file.
+type ContainerLog struct {
+	Path string `yaml:"path"`
+	// Format is "docker" (json-file) or "cri".
+	Format string `yaml:"format"`
+	// AccessLogFormat is Gunicorn's access_log_format of the access lines
+	// on stdout; "" means Gunicorn's default.
+	AccessLogFormat string `yaml:"access_log_format"`
 }
 
 // Overlay reports whether the entry names no log and no pidfile: it only
 // sets the timeout of the discovered app of that name, and leaves
 // discovery on.
 func (a App) Overlay() bool {
-	return a.ErrorLog == "" && a.AccessLog == "" && a.Pidfile == "" && a.JournalUnit == ""
+	return a.ErrorLog == "" && a.AccessLog == "" && a.Pidfile == "" && a.ContainerLog.Path == "" && a.JournalUnit == ""
 }
 
 // Routes configures per-route latency series.
@@ -83,8 +97,11 @@ func (c *Config) validateApps() error {
 			return &Error{Field: field("name"), Msg: fmt.Sprintf("%q already used by apps[%d]", a.Name, j)}
 		}
 		seen[a.Name] = i
+		if err := validateContainerLog(a, field); err != nil {
+			return err
+		}
 		if a.Overlay() && a.Timeout == 0 {
-			return &Error{Field: field("error_log"), Msg: "an app needs at least one of error_log, access_log or pidfile; or, to set the timeout of the discovered app of that name, timeout"}
+			return &Error{Field: field("error_log"), Msg: "an app needs at least one of error_log, access_log, pidfile, container_log or journal_unit; or, to set the timeout of the discovered app of that name, timeout"}
 		}
 		if err := a.validateJournal(field); err != nil {
 			return err
@@ -128,6 +145,32 @@ func (a App) validateJournal(field func(string) string) error {
 	}
 	if a.ErrorLog != "" && a.ErrorLog != "-" {
 		return &Error{Field: field("error_log"), Msg: "set with journal_unit: the unit's journal carries the error log; remove one"}
+	}
+	if a.ContainerLog.Path != "" {
+		return &Error{Field: field("journal_unit"), Msg: "set with container_log: the error log comes from one of them"}
+	}
+	return nil
+}
+
+func validateContainerLog(a App, field func(string) string) error {
+	c := a.ContainerLog
+	if c.Path == "" {
+		if c.Format != "" || c.AccessLogFormat != "" {
+			return &Error{Field: field("container_log.path"), Msg: "required when container_log is set"}
+		}
+		return nil
+	}
+	if !filepath.IsAbs(c.Path) {
+		return &Error{Field: field("container_log.path"), Msg: fmt.Sprintf("%q must be an absolute path", c.Path)}
+	}
+	if c.Format != "docker" && c.Format != "cri" {
+		return &Error{Field: field("container_log.format"), Msg: fmt.Sprintf("%q must be docker (json-file) or cri", c.Format)}
+	}
+	if a.ErrorLog != "" {
+		return &Error{Field: field("container_log"), Msg: "set with error_log: the error log comes from one of them"}
+	}
+	if _, err := accesslog.Compile(c.AccessLogFormat); err != nil {
+		return &Error{Field: field("container_log.access_log_format"), Msg: err.Error()}
 	}
 	return nil
 }
