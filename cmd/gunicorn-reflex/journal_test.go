@@ -259,3 +259,47 @@ func killJournalctl(t *testing.T, exporter int) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// TestDiscoveryFollowsUnitJournal: with discovery on and no app configured,
+// a master whose stderr is the journal stream of its (simulated) systemd
+// unit is found and its unit's entries are followed from then on: what is
+// done to it afterwards is counted exactly, access lines included.
+func TestDiscoveryFollowsUnitJournal(t *testing.T) {
+	j := journaltest.Start(t)
+	unit := j.Unit("disc")
+	dir := t.TempDir()
+	// Without setproctitle the master's argv shows --access-logfile -; with
+	// it, a real unit's ExecStart= would (this simulated unit has no file).
+	g := gunicorntest.Start(t, gunicorntest.Options{Dir: dir, Workers: 2, Timeout: 2, Name: "jdisc", ErrorLogToStderr: true, NoSetproctitle: true,
+		Wrapper: j.Wrap(unit, "gunicorn"), ExtraArgs: []string{"--access-logfile", "-"}})
+	cfgPath := filepath.Join(dir, "reflex.yml")
+	require.NoError(t, os.WriteFile(cfgPath, []byte(fmt.Sprintf("discovery:\n  enabled: true\n  interval: 1s\nlogs:\n  poll_interval: 100ms\n  journal_directory: %s\n", j.Dir)), 0o600))
+	exp := reflextest.Start(t, "--config.file="+cfgPath)
+	exp.WaitValue(t, 20*time.Second, 1, "reflex_log_source_info", "app", "jdisc", "log", "error", "source", "journal")
+	exp.WaitValue(t, 20*time.Second, 1, "reflex_log_file_up", "app", "jdisc", "log", "error")
+
+	require.NoError(t, g.Signal(syscall.SIGTTIN))
+	require.NoError(t, g.WaitWorkers(3, 10*time.Second))
+	workers := g.WorkerPIDs()
+	require.NoError(t, g.SignalWorker(workers[0], syscall.SIGKILL))
+	waitGone(t, workers[:1], 10*time.Second)
+	require.NoError(t, g.WaitWorkers(3, 10*time.Second))
+	okRequests(t, g, 5)
+
+	m := exp.WaitValue(t, 20*time.Second, 1, "gunicorn_worker_exits_total", "app", "jdisc", "cause", "sigkill")
+	m = exp.WaitValue(t, 20*time.Second, 5, "gunicorn_http_requests_total", "app", "jdisc", "method", "GET", "status_class", "2xx")
+	for _, e := range []struct {
+		name   string
+		labels []string
+		want   float64
+	}{
+		{"gunicorn_master_signals_total", []string{"signal", "ttin"}, 1},
+		{"gunicorn_worker_boots_total", nil, 2}, // the TTIN's worker and the killed one's replacement
+		{"gunicorn_worker_exits_total", []string{"cause", "unknown"}, 0},
+		{"reflex_log_parse_failures_total", []string{"log", "error"}, 0},
+	} {
+		got, ok := m.Value(e.name, append([]string{"app", "jdisc"}, e.labels...)...)
+		require.True(t, ok, "%s%v missing\n%s", e.name, e.labels, m.Series(e.name))
+		require.Equal(t, e.want, got, "%s%v\n%s", e.name, e.labels, m.Series(e.name))
+	}
+}
