@@ -67,3 +67,16 @@ func FuzzDecodeEntry(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkDecodeEntry decodes an entry as journalctl prints it with the
+// reader's --output-fields.
+func BenchmarkDecodeEntry(b *testing.B) {
+	line := []byte(`{"__CURSOR":"s=d959053a936149218c103b76428e12b1;i=32b;b=154781e3ec894b65bb8e9d84d73e2070;m=9fa44a27;t=66199ddac07e9;x=5d39f3bf1f2f05be","__REALTIME_TIMESTAMP":"1796163337193449","__MONOTONIC_TIMESTAMP":"2678344231","_BOOT_ID":"154781e3ec894b65bb8e9d84d73e2070","MESSAGE":"127.0.0.1 - - [01/Dec/2026:22:15:37 +0000] \"GET /users/42 HTTP/1.1\" 200 2 \"-\" \"curl/7.88.1\" 1500","_PID":"25661","_SYSTEMD_INVOCATION_ID":"0b1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e"}`)
+	b.ReportAllocs()
+	b.SetBytes(int64(len(line)))
+	for b.Loop() {
+		if _, err := DecodeEntry(line); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -89,7 +89,11 @@ func (j *Journal) start() {
 	script := `set -e
 mount --make-rprivate /
 mount -t tmpfs tmpfs /run/systemd 2>/dev/null || { mkdir -p /run/systemd && mount -t tmpfs tmpfs /run/systemd; }
-mkdir -p /run/systemd/journal /run/log/journal
+mkdir -p /run/systemd/journal
+# A tmpfs over /run/log (when it exists) keeps the journal's mount point
+# off the host's /run.
+if [ -d /run/log ]; then mount -t tmpfs tmpfs /run/log; fi
+mkdir -p /run/log/journal
 mount --bind "$1" /run/systemd/journal
 mount --bind "$2" /run/log/journal
 exec ` + Journald
