@@ -57,6 +57,8 @@ type flags struct {
 	oneShotApp        string
 	oneShotRoutes     bool
 	oneShotCPUProfile string
+
+	stdinApp, stdinAccessFormat string
 }
 
 func parseFlags(args []string, stdout, stderr io.Writer) (*flags, error) {
@@ -80,6 +82,9 @@ func parseFlags(args []string, stdout, stderr io.Writer) (*flags, error) {
 	app.Flag("oneshot.app", "The app label for --oneshot.access-log.").Default("oneshot").StringVar(&f.oneShotApp)
 	app.Flag("oneshot.routes", "Per-route latency for --oneshot.access-log.").BoolVar(&f.oneShotRoutes)
 	app.Flag("oneshot.cpuprofile", "Write a CPU profile of --oneshot.access-log to this file.").Hidden().StringVar(&f.oneShotCPUProfile)
+	app.Flag("log.stdin-app", "Read a Gunicorn's output piped into stdin (gunicorn ... 2>&1 | gunicorn-reflex --log.stdin-app=NAME) as the logs of the app NAME; the input is copied to stdout as read, so the supervisor still logs it.").
+		StringVar(&f.stdinApp)
+	app.Flag("log.stdin-access-format", "Gunicorn access_log_format of the access lines on stdin; default Gunicorn's default.").StringVar(&f.stdinAccessFormat)
 	f.web = kingpinflag.AddFlags(app, defaultListenAddress)
 	promslogflag.AddFlags(app, f.log)
 	app.Version(version.Print(programName))

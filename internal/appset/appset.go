@@ -30,6 +30,8 @@ type Source string
 const (
 	SourceConfig    Source = "config"
 	SourceDiscovery Source = "discovery"
+	// SourceStdin is the app whose output is piped into gunicorn-reflex.
+	SourceStdin Source = "stdin"
 )
 
 // MaxApps bounds how many apps one exporter follows, so a host running
@@ -87,6 +89,8 @@ type Output struct {
 	Path string
 	// Unit is the systemd unit whose journal carries the logs (journal).
 	Unit string
+	// Reader is the input of a stdin app.
+	Reader *linesource.Reader
 }
 
 // Manager runs one pipeline per app.
@@ -161,7 +165,7 @@ func (m *Manager) Apply(cfg *config.Config) {
 		} else if out, ok := configuredOutput(a); ok {
 			spec.ErrorLog, spec.AccessLog, spec.AccessLogFormat, spec.Output = "-", "-", a.ContainerLog.AccessLogFormat, out
 		}
-		want[a.Name] = spec
+		want[a.Name] = sharedFile(spec)
 	}
 	for name, p := range m.apps {
 		spec, keep := want[name]

@@ -213,3 +213,38 @@ func TestContainerLogsOfARealGunicorn(t *testing.T) {
 		})
 	}
 }
+
+// A real Gunicorn writing both logs into one file (supervisord's
+// redirect_stderr does the same): the file is read once, each line counted
+// in its own log, none as a parse failure.
+func TestSharedLogFileOfARealGunicorn(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "error.log")
+	m, _ := newManager(t)
+	m.Apply(parse(t, "logs:\n  poll_interval: 20ms\napps:\n  - name: both\n    error_log: "+path+"\n    access_log: "+path+"\n"))
+	g := gunicorntest.Start(t, gunicorntest.Options{Dir: dir, Workers: 1, NoAccessLog: true, ExtraArgs: []string{"--access-logfile", path}})
+	for range 3 {
+		status, _, err := g.Get("/ok")
+		require.NoError(t, err)
+		require.Equal(t, 200, status)
+	}
+	g.Stop()
+	lines := readLines(t, path)
+	var s Snapshot
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		s = snapshotOf(m, "both")
+		if s.ErrorLog.Lines+s.AccessLog.Lines == uint64(len(lines)) || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	require.Equal(t, uint64(len(lines)), s.ErrorLog.Lines+s.AccessLog.Lines)
+	require.GreaterOrEqual(t, s.AccessLog.Lines, uint64(3))
+	require.NotNil(t, s.Access)
+	require.Zero(t, s.Access.ParseFailures())
+	require.Zero(t, s.Lifecycle.ParseFailures)
+	require.Zero(t, s.Lifecycle.RawLines, "no access line reached the error log")
+	require.Equal(t, uint64(1), s.Lifecycle.Boots)
+	require.Equal(t, linesource.KindFile, s.ErrorLogSource)
+}

@@ -3,6 +3,7 @@ package appset
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -11,6 +12,7 @@ import (
 	"github.com/gunicorn-reflex/gunicorn-reflex/internal/config"
 	"github.com/gunicorn-reflex/gunicorn-reflex/internal/containerlog"
 	"github.com/gunicorn-reflex/gunicorn-reflex/internal/discovery"
+	"github.com/gunicorn-reflex/gunicorn-reflex/internal/linesource"
 )
 
 // containerDiscovery is where discovery looks for the logs of masters that
@@ -108,4 +110,32 @@ func accessOnStdout(ms discovery.Master) bool {
 		}
 	}
 	return false
+}
+
+// FollowStdin makes app the one whose output (stderr and stdout, "2>&1")
+// is piped into this process: its lines are read from r, told apart by
+// shape, and, when tee is not nil, copied to tee as read. accessFormat is
+// Gunicorn's access_log_format of the access lines ("" = the default). A
+// configured app of that name wins. Call it after Start.
+func (m *Manager) FollowStdin(app, accessFormat string, r io.Reader, tee io.Writer) {
+	m.mu.Lock()
+	maxLine := m.logs.MaxLineBytes
+	m.mu.Unlock()
+	rd := linesource.NewReader(r, linesource.ReaderOptions{MaxLineBytes: maxLine, Tee: tee, Logger: m.logger.With("app", app, "log", "stdin")})
+	go rd.Run()
+	m.Ensure(Spec{Name: app, Source: SourceStdin, ErrorLog: "-", AccessLog: "-", AccessLogFormat: accessFormat,
+		Routes: config.Routes{MaxRoutes: config.DefaultMaxRoutes}, Output: Output{Kind: linesource.KindStdin, Reader: rd}})
+}
+
+// sharedFile reads one file that holds both logs (supervisord's
+// redirect_stderr, or "2>&1" into a file, or the same path given for
+// both) as one source whose lines are told apart by shape: two followers
+// of it would each count the other log's lines as raw or unparsable.
+func sharedFile(spec Spec) Spec {
+	if spec.Output.Kind != "" || spec.ErrorLog == "" || spec.ErrorLog == "-" || spec.ErrorLog != spec.AccessLog {
+		return spec
+	}
+	spec.Output = Output{Kind: linesource.KindFile, Path: spec.ErrorLog}
+	spec.AccessLog = "-"
+	return spec
 }

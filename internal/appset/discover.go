@@ -107,8 +107,8 @@ func (m *Manager) discoverOnce(fs procinfo.FS, reported map[string]string, follo
 			app := m.appFor(ms)
 			m.proc.setMaster(app, ms, m.configuredTimeout(app))
 		}
-		m.Ensure(Spec{Name: ms.Name, Source: SourceDiscovery, ErrorLog: ms.ErrorLog,
-			AccessLog: ms.AccessLog, AccessLogFormat: ms.AccessLogFormat, Routes: config.Routes{MaxRoutes: config.DefaultMaxRoutes}})
+		m.Ensure(sharedFile(Spec{Name: ms.Name, Source: SourceDiscovery, ErrorLog: ms.ErrorLog,
+			AccessLog: ms.AccessLog, AccessLogFormat: ms.AccessLogFormat, Routes: config.Routes{MaxRoutes: config.DefaultMaxRoutes}}))
 	}
 	for k := range reported {
 		if rest, ok := strings.CutPrefix(k, noteKeyPrefix); ok {

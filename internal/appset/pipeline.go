@@ -257,6 +257,11 @@ func (p *pipeline) snapshot() Snapshot {
 		st := js.Journal()
 		s.Journal = &st
 	}
+	if d, ok := p.errLog.(interface{ DecodeFailures() uint64 }); ok {
+		// A line of a runtime's log file not in its format is a line that
+		// could not be parsed: counted with the error log's, and skipped.
+		s.Lifecycle.ParseFailures += d.DecodeFailures()
+	}
 	if p.mixed {
 		s.ErrorLog.Lines = p.routed.err.Load()
 		s.OtherLines = p.routed.other.Load()
@@ -283,6 +288,10 @@ func openOutput(out Output, logs config.Logs, now func() time.Time, logger *slog
 		return containerlog.NewSource(containerlog.FormatDocker, followerOptions(out.Path, logs, now, logger), h)
 	case linesource.KindCRI:
 		return containerlog.NewSource(containerlog.FormatCRI, followerOptions(out.Path, logs, now, logger), h)
+	case linesource.KindStdin:
+		if out.Reader != nil {
+			return out.Reader.Source(h), nil
+		}
 	}
 	return nil, fmt.Errorf("appset: no reader for log source %q", out.Kind)
 }

@@ -73,3 +73,23 @@ func TestPipelineRoutesMixedLines(t *testing.T) {
 	require.Equal(t, uint64(1), s.Lifecycle.Messages[errorlog.LevelInfo])
 	require.Equal(t, uint64(1), s.Lifecycle.Messages[errorlog.LevelError])
 }
+
+// A line of a container's log file that is not in the runtime's format is
+// counted as an error-log parse failure, and the lines around it still
+// count.
+func TestPipelineCountsUndecodableContainerLines(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "0.log")
+	require.NoError(t, os.WriteFile(path, nil, 0o600))
+	p, err := newPipeline(Spec{Name: "a", ErrorLog: "-", Output: Output{Kind: linesource.KindCRI, Path: path}},
+		config.Logs{}, slog.New(slog.DiscardHandler), timeline.New(16, 0), time.Now)
+	require.NoError(t, err)
+	defer p.errLog.Close()
+	p.errLog.Poll()
+	require.NoError(t, os.WriteFile(path, []byte("2026-12-01T19:27:56Z stderr F [2026-12-01 19:27:56 +0000] [1] [INFO] Starting gunicorn 23.0.0\n"+
+		"not a CRI line\n2026-12-01T19:27:57Z stderr F [2026-12-01 19:27:57 +0000] [2] [INFO] Booting worker with pid: 2\n"), 0o600))
+	p.errLog.Poll()
+	s := p.snapshot()
+	require.Equal(t, uint64(1), s.Lifecycle.ParseFailures)
+	require.Equal(t, uint64(1), s.Lifecycle.Boots)
+	require.Equal(t, uint64(2), s.ErrorLog.Lines)
+}

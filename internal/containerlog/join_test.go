@@ -52,6 +52,7 @@ func TestFromCgroup(t *testing.T) {
 		{"docker, cgroupfs driver (v1)", "12:pids:/docker/" + id + "\n11:memory:/docker/" + id + "\n", RuntimeDocker, ""},
 		{"containerd under kubelet, systemd driver", "0::/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod" + uidU + ".slice/cri-containerd-" + id + ".scope\n", RuntimeCRI, uid},
 		{"cri-o", "0::/kubepods.slice/kubepods-pod" + uidU + ".slice/crio-" + id + ".scope\n", RuntimeCRI, uid},
+		{"seen from the exporter's own cgroup namespace", "0::/../../kubepods-besteffort-pod" + uidU + ".slice/cri-containerd-" + id + ".scope\n", RuntimeCRI, uid},
 		{"kubelet, cgroupfs driver", "0::/kubepods/besteffort/pod" + uid + "/" + id + "\n", RuntimeCRI, uid},
 		{"cri-o conmon is not the container", "0::/kubepods.slice/crio-conmon-" + id + ".scope\n", RuntimeNone, ""},
 		{"systemd service", "0::/system.slice/gunicorn.service\n", RuntimeNone, ""},
