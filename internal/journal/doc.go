@@ -5,9 +5,15 @@
 //
 // The reader is the host's own journalctl, run as a supervised child:
 //
-//	journalctl --output=json --follow --all --no-pager
+//	journalctl --output=json --follow --no-tail --all --no-pager --quiet
+//	    --output-fields=MESSAGE,_PID,_SYSTEMD_INVOCATION_ID
 //	    (--since=@<start> | --after-cursor=<cursor>)
 //	    _SYSTEMD_UNIT=<unit> _TRANSPORT=stdout
+//
+// (--no-tail because --follow alone shows the last 10 entries first; --all
+// because a long MESSAGE is printed as null without it; _TRANSPORT=stdout
+// keeps the unit's syslog and native-protocol entries out, which are not
+// Gunicorn's stderr.)
 //
 // It was chosen over the two alternatives for these reasons:
 //

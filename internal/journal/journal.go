@@ -21,6 +21,7 @@ const (
 	DefaultMaxBackoff   = 30 * time.Second
 	DefaultMaxLineBytes = 64 << 10
 	DefaultQueueLines   = 4096
+	DefaultMaxPollLines = 64 << 10
 	// healthyRun is how long a child must have run for the next restart to
 	// start again at MinBackoff: a journalctl that fails at once backs off,
 	// one that ran for a day and was then killed is restarted quickly.
@@ -56,6 +57,10 @@ type Options struct {
 	// QueueLines bounds the lines waiting for Poll (default 4096); a full
 	// queue makes journalctl wait.
 	QueueLines int
+	// MaxPollLines bounds the lines one Poll delivers (default 65536), so a
+	// unit that logs faster than the pipeline handles lines cannot keep
+	// Poll from returning (and the pipeline from flushing its decisions).
+	MaxPollLines int
 	// Now is the clock; default time.Now.
 	Now    func() time.Time
 	Logger *slog.Logger
@@ -76,6 +81,8 @@ type Stats struct {
 	// StartErrors counts children that could not be started at all
 	// (journalctl missing).
 	StartErrors uint64
+	// Queued is how many lines wait for Poll now.
+	Queued int
 	// Running says a journalctl child is running now.
 	Running bool
 	// PermissionDenied says journalctl reported that it may not read the
@@ -147,6 +154,9 @@ func New(opts Options, h Handler) (*Reader, error) {
 	if opts.QueueLines <= 0 {
 		opts.QueueLines = DefaultQueueLines
 	}
+	if opts.MaxPollLines <= 0 {
+		opts.MaxPollLines = DefaultMaxPollLines
+	}
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
@@ -167,23 +177,27 @@ func New(opts Options, h Handler) (*Reader, error) {
 	return r, nil
 }
 
-// Poll hands every queued line to the Handler and returns how many.
+// Poll hands the queued lines, at most MaxPollLines, to the Handler and
+// returns how many.
 func (r *Reader) Poll() int {
 	r.pollMu.Lock()
 	defer r.pollMu.Unlock()
 	n := 0
-	for {
+	defer func() {
+		r.mu.Lock()
+		r.stats.Lines += uint64(n)
+		r.mu.Unlock()
+	}()
+	for n < r.opts.MaxPollLines {
 		select {
 		case line := <-r.q:
 			r.h(line)
 			n++
 		default:
-			r.mu.Lock()
-			r.stats.Lines += uint64(n)
-			r.mu.Unlock()
 			return n
 		}
 	}
+	return n
 }
 
 // Close stops the child and waits for it; lines still queued are dropped.
@@ -197,7 +211,9 @@ func (r *Reader) Close() error {
 func (r *Reader) Stats() Stats {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.stats
+	st := r.stats
+	st.Queued = len(r.q)
+	return st
 }
 
 // Args returns the journalctl arguments (after Command) for a child that

@@ -58,3 +58,24 @@ func TestNewRefusesBadUnit(t *testing.T) {
 	_, err := journal.New(journal.Options{Unit: "a b"}, func([]byte) {})
 	require.Error(t, err)
 }
+
+// One Poll delivers at most MaxPollLines, so a unit that logs without a
+// pause cannot keep Poll from returning; the rest comes with later polls.
+func TestPollIsBounded(t *testing.T) {
+	script := `for i in 1 2 3 4 5; do printf '{"MESSAGE":"l%s","__CURSOR":"c%s"}\n' $i $i; done; exec sleep 60`
+	var c collected
+	r, err := journal.New(journal.Options{Unit: "app.service", Command: fakeJournalctl(script), MaxPollLines: 2}, c.add)
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, r.Close()) })
+	deadline := time.Now().Add(10 * time.Second)
+	for r.Stats().Queued < 5 {
+		require.False(t, time.Now().After(deadline), "queued: %+v", r.Stats())
+		time.Sleep(5 * time.Millisecond)
+	}
+	require.Equal(t, 2, r.Poll())
+	require.Equal(t, 2, r.Poll())
+	require.Equal(t, 1, r.Poll())
+	require.Equal(t, 0, r.Poll())
+	require.Equal(t, []string{"l1", "l2", "l3", "l4", "l5"}, c.get())
+	require.Equal(t, uint64(5), r.Stats().Lines)
+}
