@@ -10,7 +10,8 @@
 //	    (--since=@<start> | --after-cursor=<cursor>)
 //	    _SYSTEMD_UNIT=<unit> _TRANSPORT=stdout
 //
-// (--no-tail because --follow alone shows the last 10 entries first; --all
+// (--no-tail so that the backlog after --since or the cursor is never cut
+// to the last 10 entries, --follow's default without them; --all
 // because a long MESSAGE is printed as null without it; _TRANSPORT=stdout
 // keeps the unit's syslog and native-protocol entries out, which are not
 // Gunicorn's stderr.)
