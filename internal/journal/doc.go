@@ -7,7 +7,7 @@
 //
 //	journalctl --output=json --follow --no-tail --all --no-pager --quiet
 //	    --output-fields=MESSAGE,_PID,_SYSTEMD_INVOCATION_ID
-//	    (--since=@<start> | --after-cursor=<cursor>)
+//	    (--since=@<start> | --cursor=<cursor>)
 //	    _SYSTEMD_UNIT=<unit> _TRANSPORT=stdout
 //
 // (--no-tail so that the backlog after --since or the cursor is never cut
@@ -43,8 +43,9 @@
 // before the exporter started are never counted, and an entry written while
 // journalctl is still opening the files is not lost either. When the child
 // exits (journalctl killed, a journal directory replaced), it is restarted
-// after a backoff that doubles up to a bound, with --after-cursor at the
-// cursor of the last entry delivered: nothing is counted twice or skipped.
+// after a backoff that doubles up to a bound, with --cursor at the last
+// entry queued (shown again and dropped; see Args for why not
+// --after-cursor): nothing is counted twice or skipped.
 // Lines are handed to the caller's goroutine by Poll, through a bounded
 // queue: a caller that falls behind makes journalctl wait (the journal
 // keeps the entries), never loses them.

@@ -43,7 +43,7 @@ func TestArgs(t *testing.T) {
 	require.Equal(t, []string{"--output=json", "--follow", "--no-tail", "--all", "--no-pager", "--quiet",
 		"--output-fields=MESSAGE,_PID,_SYSTEMD_INVOCATION_ID", "--since=@1796163356.045547", "_SYSTEMD_UNIT=app.service", "_TRANSPORT=stdout"},
 		Args("app.service", "", since))
-	require.Contains(t, Args("app.service", "s=1;i=2", since), "--after-cursor=s=1;i=2")
+	require.Contains(t, Args("app.service", "s=1;i=2", since), "--cursor=s=1;i=2")
 	require.NotContains(t, Args("app.service", "s=1;i=2", since), "--since=@1796163356.045547")
 }
 

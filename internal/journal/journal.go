@@ -217,12 +217,18 @@ func (r *Reader) Stats() Stats {
 }
 
 // Args returns the journalctl arguments (after Command) for a child that
-// resumes after cursor, or, with no cursor, starts at since.
+// resumes at cursor, or, with no cursor, starts at since.
+//
+// A child resumes with --cursor, which shows the cursor's entry again (the
+// reader drops it), not with --after-cursor: journalctl implements that by
+// seeking to the cursor and skipping one entry, so when the cursor's entry
+// is gone (its file archived and vacuumed while no child ran) the skipped
+// entry is the first one after it, and that line would be lost.
 func Args(unit, cursor string, since time.Time) []string {
 	a := []string{"--output=json", "--follow", "--no-tail", "--all", "--no-pager", "--quiet",
 		"--output-fields=MESSAGE,_PID,_SYSTEMD_INVOCATION_ID"}
 	if cursor != "" {
-		a = append(a, "--after-cursor="+cursor)
+		a = append(a, "--cursor="+cursor)
 	} else {
 		us := since.UnixMicro()
 		a = append(a, fmt.Sprintf("--since=@%d.%06d", us/1e6, us%1e6))
@@ -300,7 +306,7 @@ func (r *Reader) runChild(ctx context.Context) error {
 		defer wg.Done()
 		r.readStderr(stderr)
 	}()
-	readErr := r.readEntries(ctx, stdout)
+	readErr := r.readEntries(ctx, stdout, cursor)
 	if readErr != nil {
 		// Stop a child whose output cannot be read any more; Wait then
 		// reaps it.
@@ -324,10 +330,11 @@ func (r *Reader) runChild(ctx context.Context) error {
 	return err
 }
 
-// readEntries decodes journalctl's JSON lines and queues their messages.
-// It returns nil at the end of the output, an error when the output could
-// not be read.
-func (r *Reader) readEntries(ctx context.Context, out io.Reader) error {
+// readEntries decodes journalctl's JSON lines and queues their messages,
+// but not that of a first entry at resume, the cursor's own entry, which
+// was queued before. It returns nil at the end of the output, an error when
+// the output could not be read.
+func (r *Reader) readEntries(ctx context.Context, out io.Reader, resume string) error {
 	br := bufio.NewReaderSize(out, 64<<10)
 	var buf []byte
 	for {
@@ -341,7 +348,7 @@ func (r *Reader) readEntries(ctx context.Context, out io.Reader) error {
 			continue
 		}
 		if len(buf) > 0 && (err == nil || len(bytes.TrimSpace(buf)) > 0) {
-			if !r.entry(ctx, buf) {
+			if !r.entry(ctx, buf, &resume) {
 				return ctx.Err()
 			}
 		}
@@ -356,8 +363,9 @@ func (r *Reader) readEntries(ctx context.Context, out io.Reader) error {
 }
 
 // entry queues the message of one JSON entry; false when ctx ended while
-// waiting for room in the queue.
-func (r *Reader) entry(ctx context.Context, raw []byte) bool {
+// waiting for room in the queue. *resume is the cursor a restarted child
+// began at: the first entry is dropped when it is that one.
+func (r *Reader) entry(ctx context.Context, raw []byte, resume *string) bool {
 	if len(raw) > maxEntryBytes {
 		r.mu.Lock()
 		r.stats.OversizedLines++
@@ -365,6 +373,13 @@ func (r *Reader) entry(ctx context.Context, raw []byte) bool {
 		return true
 	}
 	e, err := DecodeEntry(raw)
+	if *resume != "" {
+		again := e.Cursor == *resume
+		*resume = ""
+		if again {
+			return true
+		}
+	}
 	r.mu.Lock()
 	if err != nil {
 		r.stats.DecodeErrors++
