@@ -252,10 +252,13 @@ func (r *Reader) supervise(ctx context.Context) {
 		if ctx.Err() != nil {
 			return
 		}
-		if r.opts.Now().Sub(began) >= healthyRun {
-			backoff = r.opts.MinBackoff
+		// A child that keeps failing (a journal it may not read) is said
+		// once at WARN, then at DEBUG on every retry; Stats counts them.
+		level := slog.LevelDebug
+		if first || r.opts.Now().Sub(began) >= healthyRun {
+			backoff, level = r.opts.MinBackoff, slog.LevelWarn
 		}
-		r.log.Warn("journalctl exited; restarting it after a pause, resuming after the last entry read", "err", err, "pause", backoff.String())
+		r.log.Log(ctx, level, "journalctl exited; restarting it after a pause, resuming at the last entry read", "err", err, "pause", backoff.String())
 		t := time.NewTimer(backoff)
 		select {
 		case <-ctx.Done():
