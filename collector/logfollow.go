@@ -20,6 +20,7 @@ type LogFollow struct {
 	lines, bytes, rotations, readErrors *prometheus.Desc
 	oversized, discarded, behind, up    *prometheus.Desc
 	missed, source                      *prometheus.Desc
+	journalDenied, journalRestarts      *prometheus.Desc
 }
 
 // NewLogFollow returns the follower-health collector.
@@ -35,7 +36,11 @@ func NewLogFollow(apps AppSource) *LogFollow {
 		behind:     newDesc(reflexNS, "log", "bytes_behind", "Bytes written to the log file but not yet read, at the last poll.", "app", "log"),
 		missed:     newDesc(reflexNS, "log", "missed_bytes_total", "Bytes of rotated log files that held the log between two polls but could not be read (unreadable, or compressed before the follower saw them); their lines may be lost.", "app", "log"),
 		source:     newDesc(reflexNS, "log", "source_info", "Always 1; source says what carries the log: file, journal, docker (json-file), cri, or stdin. When one source carries both logs, its reading counters are under log=\"error\" and each log counts its own lines.", "app", "log", "source"),
-		up:         newDesc(reflexNS, "log", "file_up", "1 if the log file is open and readable, 0 if it is missing or unreadable.", "app", "log"),
+		journalDenied: newDesc(reflexNS, "log", "journal_permission_denied",
+			"1 if journalctl reports that this user may not read the system journal, so the unit's log lines are not seen: add the user to the systemd-journal group.", "app"),
+		journalRestarts: newDesc(reflexNS, "log", "journal_restarts_total",
+			"journalctl children restarted after one exited; each resumes after the last entry read.", "app"),
+		up: newDesc(reflexNS, "log", "file_up", "1 if the log file is open and readable, 0 if it is missing or unreadable.", "app", "log"),
 	}
 }
 
@@ -46,6 +51,14 @@ func (c *LogFollow) Update(ch chan<- prometheus.Metric) error {
 		if s.HasErrorLog {
 			c.emit(e, s.App, "error", s.ErrorLog)
 			c.emitSource(e, s.App, "error", s.ErrorLogSource)
+		}
+		if j := s.Journal; j != nil {
+			denied := 0.0
+			if j.PermissionDenied {
+				denied = 1
+			}
+			e.gauge(c.journalDenied, denied, s.App)
+			e.counter(c.journalRestarts, j.Restarts, s.App)
 		}
 		if s.Access != nil {
 			c.emit(e, s.App, "access", s.AccessLog)

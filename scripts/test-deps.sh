@@ -4,7 +4,9 @@
 # promtool (from the prometheus package), Alertmanager (the receiver's
 # end-to-end tests), PostgreSQL, PgBouncer, psycopg2 and
 # systemd-analyze (from the systemd package; `make check-unit` runs it on the
-# sample unit, no running systemd needed). Tests never use mocks of them.
+# sample unit, no running systemd needed; the same package brings the
+# systemd-journald, systemd-cat and journalctl the journal tests run, with
+# unshare, nsenter and setpriv from util-linux). Tests never use mocks of them.
 set -eu
 
 # package:command-or-file that proves it is installed
@@ -17,7 +19,8 @@ postgresql:/usr/lib/postgresql/*/bin/initdb
 pgbouncer:/usr/sbin/pgbouncer
 python3-psycopg2:/usr/lib/python3/dist-packages/psycopg2
 systemd:/usr/bin/systemd-analyze
-iproute2:/usr/bin/ss"
+iproute2:/usr/bin/ss
+util-linux:/usr/bin/nsenter"
 
 missing=""
 for entry in $NEEDS; do

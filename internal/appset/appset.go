@@ -16,6 +16,7 @@ import (
 	"github.com/gunicorn-reflex/gunicorn-reflex/internal/accessstats"
 	"github.com/gunicorn-reflex/gunicorn-reflex/internal/config"
 	"github.com/gunicorn-reflex/gunicorn-reflex/internal/follower"
+	"github.com/gunicorn-reflex/gunicorn-reflex/internal/journal"
 	"github.com/gunicorn-reflex/gunicorn-reflex/internal/lifecycle"
 	"github.com/gunicorn-reflex/gunicorn-reflex/internal/linesource"
 	"github.com/gunicorn-reflex/gunicorn-reflex/internal/procinfo"
@@ -54,6 +55,9 @@ type Snapshot struct {
 	// OtherLines counts lines of a source carrying both logs that were
 	// neither (an app's own output on stdout); they are dropped.
 	OtherLines uint64
+	// Journal is the journal reader's own state when the journal carries
+	// the logs, else nil.
+	Journal *journal.Stats
 	// Proc is the latest live worker state from /proc.
 	Proc ProcState
 }
@@ -83,6 +87,8 @@ type Output struct {
 	Kind linesource.Kind
 	// Path is the log file of a container (docker, cri).
 	Path string
+	// Unit is the systemd unit whose journal carries the logs (journal).
+	Unit string
 	// Reader is the input of a stdin app.
 	Reader *linesource.Reader
 }
@@ -159,7 +165,9 @@ func (m *Manager) Apply(cfg *config.Config) {
 		}
 		spec := Spec{Name: a.Name, Source: SourceConfig, ErrorLog: a.ErrorLog, Pidfile: a.Pidfile, Timeout: a.Timeout.D(),
 			AccessLog: a.AccessLog, AccessLogFormat: a.AccessLogFormat, Routes: a.Routes}
-		if out, ok := configuredOutput(a); ok {
+		if a.JournalUnit != "" {
+			spec.ErrorLog, spec.Output = "-", Output{Kind: linesource.KindJournal, Unit: a.JournalUnit}
+		} else if out, ok := configuredOutput(a); ok {
 			spec.ErrorLog, spec.AccessLog, spec.AccessLogFormat, spec.Output = "-", "-", a.ContainerLog.AccessLogFormat, out
 		}
 		want[a.Name] = sharedFile(spec)

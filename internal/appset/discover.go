@@ -98,7 +98,9 @@ func (m *Manager) discoverOnce(fs procinfo.FS, reported map[string]string, follo
 		}
 		m.reportTimeout(ms, reported)
 		if ms.ErrorLog == "" || ms.ErrorLog == "-" {
-			m.ensureContainer(ms, reported, master)
+			if !m.ensureContainer(ms, reported, master) {
+				m.ensureJournal(ms, reported, master)
+			}
 			continue
 		}
 		if m.proc != nil {

@@ -14,6 +14,7 @@ import (
 	"github.com/gunicorn-reflex/gunicorn-reflex/internal/containerlog"
 	"github.com/gunicorn-reflex/gunicorn-reflex/internal/errorlog"
 	"github.com/gunicorn-reflex/gunicorn-reflex/internal/follower"
+	"github.com/gunicorn-reflex/gunicorn-reflex/internal/journal"
 	"github.com/gunicorn-reflex/gunicorn-reflex/internal/lifecycle"
 	"github.com/gunicorn-reflex/gunicorn-reflex/internal/linesource"
 	"github.com/gunicorn-reflex/gunicorn-reflex/internal/timeline"
@@ -252,6 +253,10 @@ func (p *pipeline) snapshot() Snapshot {
 		s.AccessLog = follower.Stats{Lines: p.routed.acc.Load(), Open: s.ErrorLog.Open}
 		s.AccessLogSource = s.ErrorLogSource
 	}
+	if js, ok := p.errLog.(*journal.Source); ok {
+		st := js.Journal()
+		s.Journal = &st
+	}
 	if d, ok := p.errLog.(interface{ DecodeFailures() uint64 }); ok {
 		// A line of a runtime's log file not in its format is a line that
 		// could not be parsed: counted with the error log's, and skipped.
@@ -277,6 +282,8 @@ func openOutput(out Output, logs config.Logs, now func() time.Time, logger *slog
 	switch out.Kind {
 	case linesource.KindFile:
 		return linesource.NewFile(followerOptions(out.Path, logs, now, logger), h)
+	case linesource.KindJournal:
+		return journal.NewSource(journalOptions(out.Unit, logs, now, logger), h)
 	case linesource.KindDocker:
 		return containerlog.NewSource(containerlog.FormatDocker, followerOptions(out.Path, logs, now, logger), h)
 	case linesource.KindCRI:
@@ -287,4 +294,14 @@ func openOutput(out Output, logs config.Logs, now func() time.Time, logger *slog
 		}
 	}
 	return nil, fmt.Errorf("appset: no reader for log source %q", out.Kind)
+}
+
+// journalOptions reads unit's journal with journalctl, in
+// logs.journal_directory when that is set.
+func journalOptions(unit string, logs config.Logs, now func() time.Time, logger *slog.Logger) journal.Options {
+	cmd := []string{"journalctl"}
+	if logs.JournalDirectory != "" {
+		cmd = append(cmd, "--directory="+logs.JournalDirectory)
+	}
+	return journal.Options{Unit: unit, Command: cmd, MaxLineBytes: logs.MaxLineBytes, Now: now, Logger: logger}
 }

@@ -4,8 +4,10 @@ import (
 	"fmt"
 	"path/filepath"
 	"regexp"
+	"strings"
 
 	"github.com/gunicorn-reflex/gunicorn-reflex/internal/accesslog"
+	"github.com/gunicorn-reflex/gunicorn-reflex/internal/journal"
 	"github.com/gunicorn-reflex/gunicorn-reflex/internal/routes"
 )
 
@@ -23,6 +25,10 @@ type App struct {
 	Timeout Duration `yaml:"timeout"`
 	// Routes turns on per-route latency for this app.
 	Routes Routes `yaml:"routes"`
+	// JournalUnit is the systemd unit whose journal carries the error log
+	// (Gunicorn's stderr, errorlog "-"), and the access log too when
+	// access_log is "-".
+	JournalUnit string `yaml:"journal_unit"`
 	// ContainerLog is the container runtime's log file that carries the
 	// app's stderr and stdout (Gunicorn's "-" logs); it wins over what
 	// discovery finds.
@@ -43,7 +49,7 @@ type ContainerLog struct {
 // sets the timeout of the discovered app of that name, and leaves
 // discovery on.
 func (a App) Overlay() bool {
-	return a.ErrorLog == "" && a.AccessLog == "" && a.Pidfile == "" && a.ContainerLog.Path == ""
+	return a.ErrorLog == "" && a.AccessLog == "" && a.Pidfile == "" && a.ContainerLog.Path == "" && a.JournalUnit == ""
 }
 
 // Routes configures per-route latency series.
@@ -95,10 +101,13 @@ func (c *Config) validateApps() error {
 			return err
 		}
 		if a.Overlay() && a.Timeout == 0 {
-			return &Error{Field: field("error_log"), Msg: "an app needs at least one of error_log, access_log, pidfile or container_log; or, to set the timeout of the discovered app of that name, timeout"}
+			return &Error{Field: field("error_log"), Msg: "an app needs at least one of error_log, access_log, pidfile, container_log or journal_unit; or, to set the timeout of the discovered app of that name, timeout"}
+		}
+		if err := a.validateJournal(field); err != nil {
+			return err
 		}
 		for _, p := range []struct{ name, val string }{{"error_log", a.ErrorLog}, {"access_log", a.AccessLog}, {"pidfile", a.Pidfile}} {
-			if p.val != "" && !filepath.IsAbs(p.val) {
+			if p.val != "" && !filepath.IsAbs(p.val) && (a.JournalUnit == "" || p.name != "access_log" || p.val != "-") {
 				return &Error{Field: field(p.name), Msg: fmt.Sprintf("%q must be an absolute path", p.val)}
 			}
 		}
@@ -121,6 +130,24 @@ func (c *Config) validateApps() error {
 				return &Error{Field: field(fmt.Sprintf("routes.rules[%d]", j)), Msg: err.Error()}
 			}
 		}
+	}
+	return nil
+}
+
+// validateJournal checks journal_unit: a unit name, and no error_log path
+// beside it (the journal carries the error log).
+func (a App) validateJournal(field func(string) string) error {
+	if a.JournalUnit == "" {
+		return nil
+	}
+	if !journal.ValidUnit(a.JournalUnit) || !strings.Contains(a.JournalUnit, ".") {
+		return &Error{Field: field("journal_unit"), Msg: fmt.Sprintf("%q is not a systemd unit name (e.g. app.service)", a.JournalUnit)}
+	}
+	if a.ErrorLog != "" && a.ErrorLog != "-" {
+		return &Error{Field: field("error_log"), Msg: "set with journal_unit: the unit's journal carries the error log; remove one"}
+	}
+	if a.ContainerLog.Path != "" {
+		return &Error{Field: field("journal_unit"), Msg: "set with container_log: the error log comes from one of them"}
 	}
 	return nil
 }
