@@ -499,3 +499,16 @@ func TestKillSwitchedActionIsNoLastAction(t *testing.T) {
 	require.Empty(t, r.e.Stats().LastAction)
 	require.Equal(t, 2, r.e.Status()[0].Desired, "the observed count: nothing retries")
 }
+
+// Every status code the webhook answers is a series from the start, so the
+// shipped ReflexReceiverRejectingRequests alert sees the first 401 after a
+// restart (increase() needs a sample before it).
+func TestRequestCodesStartAtZero(t *testing.T) {
+	r := newRig(t, t.TempDir(), 8)
+	st := r.e.Stats()
+	for _, code := range webhook.Codes {
+		v, ok := st.Requests[code]
+		require.True(t, ok, "code %d", code)
+		require.Zero(t, v, "code %d", code)
+	}
+}
