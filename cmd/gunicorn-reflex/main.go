@@ -60,13 +60,17 @@ type flags struct {
 	oneShotRoutes     bool
 	oneShotCPUProfile string
 
-	// command is "" for the daemon, or the remediation sub-command
+	// command is "" for the daemon, "explain", or the remediation sub-command
 	// (status, pause, resume, reset-circuit) talking to a running daemon.
 	command                     string
 	remediationURL              string
 	remediationTokenFile        string
 	remediationApp              string
 	stdinApp, stdinAccessFormat string
+
+	// explainApp and explainURL are `explain`'s (command "explain").
+	explainApp string
+	explainURL string
 }
 
 func parseFlags(args []string, stdout, stderr io.Writer) (*flags, error) {
@@ -105,6 +109,9 @@ func parseFlags(args []string, stdout, stderr io.Writer) (*flags, error) {
 	app.Flag("log.stdin-app", "Read a Gunicorn's output piped into stdin (gunicorn ... 2>&1 | gunicorn-reflex --log.stdin-app=NAME) as the logs of the app NAME; the input is copied to stdout as read, so the supervisor still logs it.").
 		StringVar(&f.stdinApp)
 	app.Flag("log.stdin-access-format", "Gunicorn access_log_format of the access lines on stdin; default Gunicorn's default.").StringVar(&f.stdinAccessFormat)
+	explain := app.Command("explain", "Print the latest incident (its verdict, what to do, the evidence and the remediation decisions) from the running daemon's "+incidentsAPI+".")
+	explain.Flag("app", "Only this app's incidents.").StringVar(&f.explainApp)
+	explain.Flag("url", "Base URL of the running daemon.").Default("http://127.0.0.1" + defaultListenAddress).StringVar(&f.explainURL)
 	f.web = kingpinflag.AddFlags(app, defaultListenAddress)
 	promslogflag.AddFlags(app, f.log)
 	app.Version(version.Print(programName))
@@ -120,6 +127,9 @@ func parseFlags(args []string, stdout, stderr io.Writer) (*flags, error) {
 	}
 	if after, ok := strings.CutPrefix(cmd, "remediation "); ok {
 		f.command = after
+	}
+	if cmd == "explain" {
+		f.command = cmd
 	}
 	return f, nil
 }
@@ -137,6 +147,9 @@ func run(parent context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	f.log.Writer = stderr
 	logger := promslog.New(f.log)
+	if f.command == "explain" {
+		return runExplain(parent, f, stdout, stderr)
+	}
 	if f.command != "" {
 		return runRemediation(parent, f, stdout, stderr)
 	}
