@@ -179,7 +179,7 @@ func TestDashboardLint(t *testing.T) {
 			require.NotEmpty(t, p.Targets, "panel %q has no query", p.Title)
 		}
 	}
-	require.Equal(t, []string{"Timeouts and exits", "Workers", "Requests and latency", "Memory and CPU", "PostgreSQL", "PgBouncer", "Logs followed"}, rows)
+	require.Equal(t, []string{"Timeouts and exits", "Workers", "Requests and latency", "Memory and CPU", "PostgreSQL", "PgBouncer", "Remediation", "Logs followed"}, rows)
 
 	queries := panelQueries(t)
 	require.NotEmpty(t, queries)

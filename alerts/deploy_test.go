@@ -4,11 +4,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/gunicorn-reflex/gunicorn-reflex/internal/config"
 	"github.com/gunicorn-reflex/gunicorn-reflex/internal/testenv"
 )
 
@@ -42,9 +44,11 @@ func TestAlertmanagerExampleConfig(t *testing.T) {
 	require.Contains(t, string(out), "SUCCESS")
 
 	// The route sends remediation alerts to a receiver with auth, grouped
-	// by what the receiver acts on, and resolved alerts too.
+	// by what the receiver acts on, and resolved alerts too, at the path
+	// the exporter serves the webhook on.
 	b, err := os.ReadFile(cfg)
 	require.NoError(t, err)
+	require.Regexp(t, `url: https?://[^/\s]+`+regexp.QuoteMeta(config.ReceiverPath)+`\n`, string(b))
 	for _, want := range []string{
 		`reflex_action=~"scale_up|scale_down|reload|restart"`,
 		"credentials_file:",

@@ -22,6 +22,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/stretchr/testify/require"
 
+	"github.com/gunicorn-reflex/gunicorn-reflex/internal/config"
 	"github.com/gunicorn-reflex/gunicorn-reflex/internal/gunicorntest"
 	"github.com/gunicorn-reflex/gunicorn-reflex/internal/pgtest"
 	"github.com/gunicorn-reflex/gunicorn-reflex/internal/reflextest"
@@ -33,8 +34,9 @@ const liveApp = "live"
 
 // TestLivePrometheus runs the shipped rules and the dashboard's queries in a
 // real Prometheus (1 s scrape and evaluation) scraping a real exporter in
-// front of a real Gunicorn (--timeout 2), PostgreSQL and PgBouncer, drives
-// timeouts and traffic, and requires that
+// front of a real Gunicorn (--timeout 2), PostgreSQL and PgBouncer, with
+// the remediation receiver enabled in dry-run (its metrics exist only
+// then), drives timeouts, traffic and one webhook alert, and requires that
 //
 //	(a) every rule expression and dashboard query parses in Prometheus, and
 //	    each query of a Gunicorn row returns at least one series;
@@ -65,6 +67,10 @@ func TestLivePrometheus(t *testing.T) {
 	require.NoError(t, os.WriteFile(pgDSN, []byte(c.DSN(pgtest.Superuser)), 0o600))
 	bnDSN := filepath.Join(dir, "pgbouncer.dsn")
 	require.NoError(t, os.WriteFile(bnDSN, []byte(bouncer.AdminDSN(pgtest.Superuser)), 0o600))
+	// The receiver, in dry-run (it decides and audits, signals nothing), so
+	// its metrics are on /metrics for the rules and panels that read them.
+	token := filepath.Join(dir, "receiver.token")
+	require.NoError(t, os.WriteFile(token, []byte("live-test-token\n"), 0o600))
 	cfg := filepath.Join(dir, "reflex.yml")
 	require.NoError(t, os.WriteFile(cfg, []byte(fmt.Sprintf(`apps:
   - name: %s
@@ -84,7 +90,22 @@ logs:
   poll_interval: 100ms
 # Prometheus scrapes with a 1 s timeout: leave the database queries 0.9 s.
 scrape_timeout_offset: 100ms
-`, liveApp, g.ErrorLog, g.AccessLog, accessFormat, g.Pidfile, pgDSN, bnDSN)), 0o600))
+receiver:
+  enabled: true
+  dry_run: true
+  bearer_token_file: %s
+  state_file: %s
+  audit_log: %s
+  # The CPU guard is off: this test's machine may be busy, and a refusal
+  # would hide the dry_run decision the annotation shows.
+  guard:
+    cpu_busy_above: 1.01
+  apps:
+    - name: %s
+      min_workers: 1
+      max_workers: 4
+`, liveApp, g.ErrorLog, g.AccessLog, accessFormat, g.Pidfile, pgDSN, bnDSN,
+		token, filepath.Join(dir, "receiver-state.json"), filepath.Join(dir, "audit.jsonl"), liveApp)), 0o600))
 	exp := reflextest.Start(t, "--config.file="+cfg)
 	exp.WaitValue(t, 20*time.Second, 1, "reflex_proc_up", "app", liveApp)
 	exp.WaitValue(t, 20*time.Second, 1, "reflex_pg_up", "target", "main")
@@ -96,7 +117,18 @@ scrape_timeout_offset: 100ms
 	// timeouts below are an increase it sees.
 	prom.waitSeries(t, fmt.Sprintf(`gunicorn_worker_timeouts_total{app=%q} == 0`, liveApp))
 
+	prom.waitSeries(t, fmt.Sprintf(`reflex_remediation_decisions_total{app=%q, action="scale_up", outcome="dry_run"} == 0`, liveApp))
+
 	start := time.Now()
+	// The receiver's webhook on the exporter's listener (the URL of
+	// deploy/alertmanager.example.yml): a request without the token is
+	// refused, one with it is decided dry_run, for the remediation
+	// annotation and the receiver's series.
+	postAlert(t, exp.URL+config.ReceiverPath, "", http.StatusUnauthorized)
+	postAlert(t, exp.URL+config.ReceiverPath, "live-test-token", http.StatusOK)
+	exp.WaitValue(t, 20*time.Second, 1, "reflex_remediation_decisions_total", "app", liveApp, "action", "scale_up", "outcome", "dry_run")
+	exp.WaitValue(t, 20*time.Second, 1, "reflex_receiver_requests_total", "code", "401")
+
 	// A HUP reload, for the reload annotation.
 	require.NoError(t, g.Signal(syscall.SIGHUP))
 	require.NoError(t, g.WaitLog("Hang up: Master", 1, 10*time.Second))
@@ -238,6 +270,29 @@ scrape_timeout_offset: 100ms
 			t.Logf("%s (%s): no series now", q.where, q.row)
 		}
 	}
+}
+
+// postAlert sends the receiver one firing scale_up alert for liveApp, as
+// Alertmanager's webhook does (v4 payload), with token as the bearer token
+// ("" for none), and requires the status code want.
+func postAlert(t *testing.T, url, token string, want int) {
+	t.Helper()
+	body := fmt.Sprintf(`{"receiver":"gunicorn-reflex","status":"firing","version":"4","groupKey":"{}:{app=\"%[1]s\"}","truncatedAlerts":0,
+"alerts":[{"status":"firing","labels":{"alertname":"GunicornWorkersSaturatedScaleUp","app":"%[1]s","reflex_action":"scale_up","severity":"warning"},
+"annotations":{},"startsAt":%[2]q,"endsAt":"0001-01-01T00:00:00Z","generatorURL":"","fingerprint":"0123456789abcdef"}],
+"groupLabels":{"app":"%[1]s"},"commonLabels":{},"commonAnnotations":{},"externalURL":"http://127.0.0.1:9093"}`,
+		liveApp, time.Now().UTC().Format(time.RFC3339))
+	req, err := http.NewRequest(http.MethodPost, url, strings.NewReader(body))
+	require.NoError(t, err)
+	req.Header.Set("Content-Type", "application/json")
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	require.Equal(t, want, resp.StatusCode, "POST %s: %s", url, b)
 }
 
 func sortedKeys[V any](m map[string]V) []string {

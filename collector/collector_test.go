@@ -23,7 +23,9 @@ import (
 	"github.com/gunicorn-reflex/gunicorn-reflex/internal/appset"
 	"github.com/gunicorn-reflex/gunicorn-reflex/internal/errorlog"
 	"github.com/gunicorn-reflex/gunicorn-reflex/internal/follower"
+	"github.com/gunicorn-reflex/gunicorn-reflex/internal/journal"
 	"github.com/gunicorn-reflex/gunicorn-reflex/internal/lifecycle"
+	"github.com/gunicorn-reflex/gunicorn-reflex/internal/linesource"
 	"github.com/gunicorn-reflex/gunicorn-reflex/internal/procinfo"
 	"github.com/gunicorn-reflex/gunicorn-reflex/internal/testenv"
 	"github.com/gunicorn-reflex/gunicorn-reflex/internal/timeline"
@@ -87,6 +89,14 @@ func sampleListenStats() (procinfo.ListenStats, error) {
 	return procinfo.ListenStats{Overflows: 4, Drops: 6}, nil
 }
 
+// journalApps is one app whose unit's journal carries both logs, read by a
+// journalctl that was restarted twice and may not read the journal now.
+func journalApps() fakeApps {
+	st := follower.Stats{Lines: 5, Bytes: 400, ReadErrors: 2}
+	return fakeApps{{App: "unit", Source: appset.SourceConfig, HasErrorLog: true, ErrorLog: st,
+		ErrorLogSource: linesource.KindJournal, Journal: &journal.Stats{Restarts: 2, PermissionDenied: true}}}
+}
+
 func TestGoldenExposition(t *testing.T) {
 	tl := timeline.New(16, 0)
 	tl.Append(timeline.Event{Kind: "worker_timeout"})
@@ -96,6 +106,7 @@ func TestGoldenExposition(t *testing.T) {
 	}{
 		{"lifecycle", NewLifecycle(sampleApps())},
 		{"logfollow", NewLogFollow(sampleApps())},
+		{"logfollow_journal", NewLogFollow(journalApps())},
 		{"access", NewAccess(sampleApps())},
 		{"proc", NewProc(sampleApps())},
 		{"timeline", NewTimeline(tl)},
@@ -158,6 +169,7 @@ func TestEveryMetricIsDocumented(t *testing.T) {
 	reg.MustRegister(NewExporter(promslog.NewNopLogger(), map[string]Collector{
 		"lifecycle": NewLifecycle(sampleApps()),
 		"logfollow": NewLogFollow(sampleApps()),
+		"journal":   NewLogFollow(journalApps()),
 		"access":    NewAccess(sampleApps()),
 		"proc":      NewProc(sampleApps()),
 		"timeline":  NewTimeline(timeline.New(16, 0)),

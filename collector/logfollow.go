@@ -4,6 +4,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/gunicorn-reflex/gunicorn-reflex/internal/follower"
+	"github.com/gunicorn-reflex/gunicorn-reflex/internal/linesource"
 )
 
 // logParseFailures is the one declaration of reflex_log_parse_failures_total:
@@ -18,7 +19,8 @@ type LogFollow struct {
 
 	lines, bytes, rotations, readErrors *prometheus.Desc
 	oversized, discarded, behind, up    *prometheus.Desc
-	missed                              *prometheus.Desc
+	missed, source                      *prometheus.Desc
+	journalDenied, journalRestarts      *prometheus.Desc
 }
 
 // NewLogFollow returns the follower-health collector.
@@ -33,7 +35,12 @@ func NewLogFollow(apps AppSource) *LogFollow {
 		discarded:  newDesc(reflexNS, "log", "discarded_bytes_total", "Bytes skipped: NUL runs left by a non-append writer after copytruncate, and the tails of oversized lines.", "app", "log"),
 		behind:     newDesc(reflexNS, "log", "bytes_behind", "Bytes written to the log file but not yet read, at the last poll.", "app", "log"),
 		missed:     newDesc(reflexNS, "log", "missed_bytes_total", "Bytes of rotated log files that held the log between two polls but could not be read (unreadable, or compressed before the follower saw them); their lines may be lost.", "app", "log"),
-		up:         newDesc(reflexNS, "log", "file_up", "1 if the log file is open and readable, 0 if it is missing or unreadable.", "app", "log"),
+		source:     newDesc(reflexNS, "log", "source_info", "Always 1; source says what carries the log: file, journal, docker (json-file), cri, or stdin. When one source carries both logs, its reading counters are under log=\"error\" and each log counts its own lines.", "app", "log", "source"),
+		journalDenied: newDesc(reflexNS, "log", "journal_permission_denied",
+			"1 if journalctl reports that this user may not read the system journal, so the unit's log lines are not seen: add the user to the systemd-journal group.", "app"),
+		journalRestarts: newDesc(reflexNS, "log", "journal_restarts_total",
+			"journalctl children restarted after one exited; each resumes after the last entry read.", "app"),
+		up: newDesc(reflexNS, "log", "file_up", "1 if the log file is open and readable, 0 if it is missing or unreadable.", "app", "log"),
 	}
 }
 
@@ -43,9 +50,19 @@ func (c *LogFollow) Update(ch chan<- prometheus.Metric) error {
 	for _, s := range c.apps.Snapshot() {
 		if s.HasErrorLog {
 			c.emit(e, s.App, "error", s.ErrorLog)
+			c.emitSource(e, s.App, "error", s.ErrorLogSource)
+		}
+		if j := s.Journal; j != nil {
+			denied := 0.0
+			if j.PermissionDenied {
+				denied = 1
+			}
+			e.gauge(c.journalDenied, denied, s.App)
+			e.counter(c.journalRestarts, j.Restarts, s.App)
 		}
 		if s.Access != nil {
 			c.emit(e, s.App, "access", s.AccessLog)
+			c.emitSource(e, s.App, "access", s.AccessLogSource)
 		}
 	}
 	return e.err
@@ -67,4 +84,13 @@ func (c *LogFollow) emit(e *emitter, app, log string, st follower.Stats) {
 		up = 1
 	}
 	e.gauge(c.up, up, app, log)
+}
+
+// emitSource exports reflex_log_source_info; a snapshot that names no
+// source is a plain file, the only source before others existed.
+func (c *LogFollow) emitSource(e *emitter, app, log string, k linesource.Kind) {
+	if k == "" {
+		k = linesource.KindFile
+	}
+	e.gauge(c.source, 1, app, log, string(k))
 }

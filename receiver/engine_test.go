@@ -482,7 +482,7 @@ func TestQueueFullIs503(t *testing.T) {
 	require.Equal(t, 1, r.e.Status()[0].Queued)
 }
 
-type killSwitchEffector struct{ fakeEffector }
+type killSwitchEffector struct{}
 
 func (k *killSwitchEffector) Perform(context.Context, policy.Decision, intent.AppView, string) Effect {
 	return Effect{Outcome: intent.OutcomeDryRun, Evidence: "the kill-switch file exists", Workers: 2}
@@ -498,4 +498,17 @@ func TestKillSwitchedActionIsNoLastAction(t *testing.T) {
 	require.Equal(t, []string{"scale_up:acted", "scale_up:dry_run"}, auditOutcomes(t, filepath.Join(r.dir, "audit.jsonl")))
 	require.Empty(t, r.e.Stats().LastAction)
 	require.Equal(t, 2, r.e.Status()[0].Desired, "the observed count: nothing retries")
+}
+
+// Every status code the webhook answers is a series from the start, so the
+// shipped ReflexReceiverRejectingRequests alert sees the first 401 after a
+// restart (increase() needs a sample before it).
+func TestRequestCodesStartAtZero(t *testing.T) {
+	r := newRig(t, t.TempDir(), 8)
+	st := r.e.Stats()
+	for _, code := range webhook.Codes {
+		v, ok := st.Requests[code]
+		require.True(t, ok, "code %d", code)
+		require.Zero(t, v, "code %d", code)
+	}
 }

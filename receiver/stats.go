@@ -87,7 +87,12 @@ var AlertResults = func() []string {
 func (s *stats) init(apps []string) {
 	s.decisions = map[DecisionKey]uint64{}
 	s.alerts = map[AlertKey]uint64{}
+	// Every code the webhook can answer starts at 0, so an alert on
+	// increase() sees the first rejection after a restart too.
 	s.requests = map[int]uint64{}
+	for _, code := range webhook.Codes {
+		s.requests[code] = 0
+	}
 	s.lastActed = map[DecisionKey]time.Time{}
 	for _, app := range apps {
 		for _, a := range intent.Actions {

@@ -3,9 +3,11 @@
 # tests run: Debian's Gunicorn and a setproctitle module for it, logrotate,
 # promtool (from the prometheus package), Alertmanager (the receiver's
 # end-to-end tests), PostgreSQL, PgBouncer, psycopg2, Chromium (the
-# incident page's headless browser test) and systemd-analyze (from the
-# systemd package; `make check-unit` runs it on the sample unit, no
-# running systemd needed). Tests never use mocks of them.
+# incident page's headless browser test) and
+# systemd-analyze (from the systemd package; `make check-unit` runs it on the
+# sample unit, no running systemd needed; the same package brings the
+# systemd-journald, systemd-cat and journalctl the journal tests run, with
+# unshare, nsenter and setpriv from util-linux). Tests never use mocks of them.
 set -eu
 
 # package:command-or-file that proves it is installed
@@ -19,7 +21,7 @@ pgbouncer:/usr/sbin/pgbouncer
 python3-psycopg2:/usr/lib/python3/dist-packages/psycopg2
 systemd:/usr/bin/systemd-analyze
 iproute2:/usr/bin/ss
-prometheus-alertmanager:/usr/bin/prometheus-alertmanager
+util-linux:/usr/bin/nsenter
 chromium:/usr/bin/chromium"
 
 missing=""

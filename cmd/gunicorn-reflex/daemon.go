@@ -82,6 +82,9 @@ func newDaemon(ctx context.Context, f *flags, cfg *config.Config, logger *slog.L
 	}
 	d.apps.Start(ctx)
 	d.apps.Apply(cfg)
+	if f.stdinApp != "" {
+		d.apps.FollowStdin(f.stdinApp, f.stdinAccessFormat, os.Stdin, os.Stdout)
+	}
 	d.setDatabases(cfg)
 	go d.apps.RunDiscovery(ctx, cfg, d.ready)
 

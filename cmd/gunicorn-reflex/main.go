@@ -62,10 +62,11 @@ type flags struct {
 
 	// command is "" for the daemon, "explain", or the remediation sub-command
 	// (status, pause, resume, reset-circuit) talking to a running daemon.
-	command              string
-	remediationURL       string
-	remediationTokenFile string
-	remediationApp       string
+	command                     string
+	remediationURL              string
+	remediationTokenFile        string
+	remediationApp              string
+	stdinApp, stdinAccessFormat string
 
 	// explainApp and explainURL are `explain`'s (command "explain").
 	explainApp string
@@ -105,6 +106,9 @@ func parseFlags(args []string, stdout, stderr io.Writer) (*flags, error) {
 	} {
 		rem.Command(c.name, c.help).Arg("APP", "The app, as named in receiver.apps.").Required().StringVar(&f.remediationApp)
 	}
+	app.Flag("log.stdin-app", "Read a Gunicorn's output piped into stdin (gunicorn ... 2>&1 | gunicorn-reflex --log.stdin-app=NAME) as the logs of the app NAME; the input is copied to stdout as read, so the supervisor still logs it.").
+		StringVar(&f.stdinApp)
+	app.Flag("log.stdin-access-format", "Gunicorn access_log_format of the access lines on stdin; default Gunicorn's default.").StringVar(&f.stdinAccessFormat)
 	explain := app.Command("explain", "Print the latest incident (its verdict, what to do, the evidence and the remediation decisions) from the running daemon's "+incidentsAPI+".")
 	explain.Flag("app", "Only this app's incidents.").StringVar(&f.explainApp)
 	explain.Flag("url", "Base URL of the running daemon.").Default("http://127.0.0.1" + defaultListenAddress).StringVar(&f.explainURL)

@@ -16,7 +16,9 @@ import (
 	"github.com/gunicorn-reflex/gunicorn-reflex/internal/accessstats"
 	"github.com/gunicorn-reflex/gunicorn-reflex/internal/config"
 	"github.com/gunicorn-reflex/gunicorn-reflex/internal/follower"
+	"github.com/gunicorn-reflex/gunicorn-reflex/internal/journal"
 	"github.com/gunicorn-reflex/gunicorn-reflex/internal/lifecycle"
+	"github.com/gunicorn-reflex/gunicorn-reflex/internal/linesource"
 	"github.com/gunicorn-reflex/gunicorn-reflex/internal/procinfo"
 	"github.com/gunicorn-reflex/gunicorn-reflex/internal/timeline"
 )
@@ -28,6 +30,8 @@ type Source string
 const (
 	SourceConfig    Source = "config"
 	SourceDiscovery Source = "discovery"
+	// SourceStdin is the app whose output is piped into gunicorn-reflex.
+	SourceStdin Source = "stdin"
 )
 
 // MaxApps bounds how many apps one exporter follows, so a host running
@@ -42,9 +46,18 @@ type Snapshot struct {
 	Lifecycle    lifecycle.Counts
 	ErrorLog     follower.Stats
 	HasErrorLog  bool
+	// ErrorLogSource and AccessLogSource say what carries each log.
+	ErrorLogSource  linesource.Kind
+	AccessLogSource linesource.Kind
 	// Access is nil when the app has no access log to follow.
 	Access    *accessstats.Stats
 	AccessLog follower.Stats
+	// OtherLines counts lines of a source carrying both logs that were
+	// neither (an app's own output on stdout); they are dropped.
+	OtherLines uint64
+	// Journal is the journal reader's own state when the journal carries
+	// the logs, else nil.
+	Journal *journal.Stats
 	// Proc is the latest live worker state from /proc.
 	Proc ProcState
 }
@@ -62,6 +75,22 @@ type Spec struct {
 	Pidfile string
 	// Timeout is the configured --timeout; 0 = as read from the master.
 	Timeout time.Duration
+	// Output, when its Kind is set, is one source carrying both logs (a
+	// container's log, a journal unit, stdin): the error log comes from it,
+	// and the access log too when AccessLog is "-". ErrorLog then only
+	// describes where Gunicorn writes ("-").
+	Output Output
+}
+
+// Output names a source that carries an app's stdout and stderr.
+type Output struct {
+	Kind linesource.Kind
+	// Path is the log file of a container (docker, cri).
+	Path string
+	// Unit is the systemd unit whose journal carries the logs (journal).
+	Unit string
+	// Reader is the input of a stdin app.
+	Reader *linesource.Reader
 }
 
 // Manager runs one pipeline per app.
@@ -80,6 +109,8 @@ type Manager struct {
 	// overlays are apps[] entries with only a name and a timeout: the
 	// timeout of the discovered app of that name.
 	overlays map[string]time.Duration
+	// containers is where discovery finds container logs (RunDiscovery).
+	containers containerDiscovery
 }
 
 // EnableProc turns on live worker state from /proc (masters come from
@@ -132,8 +163,14 @@ func (m *Manager) Apply(cfg *config.Config) {
 			}
 			continue
 		}
-		want[a.Name] = Spec{Name: a.Name, Source: SourceConfig, ErrorLog: a.ErrorLog, Pidfile: a.Pidfile, Timeout: a.Timeout.D(),
+		spec := Spec{Name: a.Name, Source: SourceConfig, ErrorLog: a.ErrorLog, Pidfile: a.Pidfile, Timeout: a.Timeout.D(),
 			AccessLog: a.AccessLog, AccessLogFormat: a.AccessLogFormat, Routes: a.Routes}
+		if a.JournalUnit != "" {
+			spec.ErrorLog, spec.Output = "-", Output{Kind: linesource.KindJournal, Unit: a.JournalUnit}
+		} else if out, ok := configuredOutput(a); ok {
+			spec.ErrorLog, spec.AccessLog, spec.AccessLogFormat, spec.Output = "-", "-", a.ContainerLog.AccessLogFormat, out
+		}
+		want[a.Name] = sharedFile(spec)
 	}
 	for name, p := range m.apps {
 		spec, keep := want[name]

@@ -33,6 +33,7 @@ func (m *Manager) RunDiscovery(ctx context.Context, cfg *config.Config, ready ch
 		m.logger.Error("discovery disabled: cannot read the proc filesystem", "proc_path", cfg.Discovery.ProcPath, "err", err)
 		return
 	}
+	m.containers = newContainerDiscovery(cfg)
 	reported := map[string]string{} // master key -> what was last said about it
 	m.discoverOnce(fs, reported, enabled)
 	// Ready means the scrapes are true: until its first /proc sample an
@@ -97,14 +98,17 @@ func (m *Manager) discoverOnce(fs procinfo.FS, reported map[string]string, follo
 		}
 		m.reportTimeout(ms, reported)
 		if ms.ErrorLog == "" || ms.ErrorLog == "-" {
+			if !m.ensureContainer(ms, reported, master) {
+				m.ensureJournal(ms, reported, master)
+			}
 			continue
 		}
 		if m.proc != nil {
 			app := m.appFor(ms)
 			m.proc.setMaster(app, ms, m.configuredTimeout(app))
 		}
-		m.Ensure(Spec{Name: ms.Name, Source: SourceDiscovery, ErrorLog: ms.ErrorLog,
-			AccessLog: ms.AccessLog, AccessLogFormat: ms.AccessLogFormat, Routes: config.Routes{MaxRoutes: config.DefaultMaxRoutes}})
+		m.Ensure(sharedFile(Spec{Name: ms.Name, Source: SourceDiscovery, ErrorLog: ms.ErrorLog,
+			AccessLog: ms.AccessLog, AccessLogFormat: ms.AccessLogFormat, Routes: config.Routes{MaxRoutes: config.DefaultMaxRoutes}}))
 	}
 	for k := range reported {
 		if rest, ok := strings.CutPrefix(k, noteKeyPrefix); ok {

@@ -4,8 +4,10 @@ import (
 	"fmt"
 	"path/filepath"
 	"regexp"
+	"strings"
 
 	"github.com/gunicorn-reflex/gunicorn-reflex/internal/accesslog"
+	"github.com/gunicorn-reflex/gunicorn-reflex/internal/journal"
 	"github.com/gunicorn-reflex/gunicorn-reflex/internal/routes"
 )
 
@@ -23,12 +25,32 @@ type App struct {
 	Timeout Duration `yaml:"timeout"`
 	// Routes turns on per-route latency for this app.
 	Routes Routes `yaml:"routes"`
+	// JournalUnit is the systemd unit whose journal carries the error log
+	// (Gunicorn's stderr, errorlog "-"), and the access log too when
+	// access_log is "-".
+	JournalUnit string `yaml:"journal_unit"`
+	// ContainerLog is the container runtime's log file that carries the
+	// app's stderr and stdout (Gunicorn's "-" logs); it wins over what
+	// discovery finds.
+	ContainerLog ContainerLog `yaml:"container_log"`
+}
+
+// ContainerLog names a container runtime's log file.
+type ContainerLog struct {
+	Path string `yaml:"path"`
+	// Format is "docker" (json-file) or "cri".
+	Format string `yaml:"format"`
+	// AccessLogFormat is Gunicorn's access_log_format of the access lines
+	// on stdout; "" means Gunicorn's default.
+	AccessLogFormat string `yaml:"access_log_format"`
 }
 
 // Overlay reports whether the entry names no log and no pidfile: it only
 // sets the timeout of the discovered app of that name, and leaves
 // discovery on.
-func (a App) Overlay() bool { return a.ErrorLog == "" && a.AccessLog == "" && a.Pidfile == "" }
+func (a App) Overlay() bool {
+	return a.ErrorLog == "" && a.AccessLog == "" && a.Pidfile == "" && a.ContainerLog.Path == "" && a.JournalUnit == ""
+}
 
 // Routes configures per-route latency series.
 type Routes struct {
@@ -75,11 +97,17 @@ func (c *Config) validateApps() error {
 			return &Error{Field: field("name"), Msg: fmt.Sprintf("%q already used by apps[%d]", a.Name, j)}
 		}
 		seen[a.Name] = i
+		if err := validateContainerLog(a, field); err != nil {
+			return err
+		}
 		if a.Overlay() && a.Timeout == 0 {
-			return &Error{Field: field("error_log"), Msg: "an app needs at least one of error_log, access_log or pidfile; or, to set the timeout of the discovered app of that name, timeout"}
+			return &Error{Field: field("error_log"), Msg: "an app needs at least one of error_log, access_log, pidfile, container_log or journal_unit; or, to set the timeout of the discovered app of that name, timeout"}
+		}
+		if err := a.validateJournal(field); err != nil {
+			return err
 		}
 		for _, p := range []struct{ name, val string }{{"error_log", a.ErrorLog}, {"access_log", a.AccessLog}, {"pidfile", a.Pidfile}} {
-			if p.val != "" && !filepath.IsAbs(p.val) {
+			if p.val != "" && !filepath.IsAbs(p.val) && (a.JournalUnit == "" || p.name != "access_log" || p.val != "-") {
 				return &Error{Field: field(p.name), Msg: fmt.Sprintf("%q must be an absolute path", p.val)}
 			}
 		}
@@ -102,6 +130,47 @@ func (c *Config) validateApps() error {
 				return &Error{Field: field(fmt.Sprintf("routes.rules[%d]", j)), Msg: err.Error()}
 			}
 		}
+	}
+	return nil
+}
+
+// validateJournal checks journal_unit: a unit name, and no error_log path
+// beside it (the journal carries the error log).
+func (a App) validateJournal(field func(string) string) error {
+	if a.JournalUnit == "" {
+		return nil
+	}
+	if !journal.ValidUnit(a.JournalUnit) || !strings.Contains(a.JournalUnit, ".") {
+		return &Error{Field: field("journal_unit"), Msg: fmt.Sprintf("%q is not a systemd unit name (e.g. app.service)", a.JournalUnit)}
+	}
+	if a.ErrorLog != "" && a.ErrorLog != "-" {
+		return &Error{Field: field("error_log"), Msg: "set with journal_unit: the unit's journal carries the error log; remove one"}
+	}
+	if a.ContainerLog.Path != "" {
+		return &Error{Field: field("journal_unit"), Msg: "set with container_log: the error log comes from one of them"}
+	}
+	return nil
+}
+
+func validateContainerLog(a App, field func(string) string) error {
+	c := a.ContainerLog
+	if c.Path == "" {
+		if c.Format != "" || c.AccessLogFormat != "" {
+			return &Error{Field: field("container_log.path"), Msg: "required when container_log is set"}
+		}
+		return nil
+	}
+	if !filepath.IsAbs(c.Path) {
+		return &Error{Field: field("container_log.path"), Msg: fmt.Sprintf("%q must be an absolute path", c.Path)}
+	}
+	if c.Format != "docker" && c.Format != "cri" {
+		return &Error{Field: field("container_log.format"), Msg: fmt.Sprintf("%q must be docker (json-file) or cri", c.Format)}
+	}
+	if a.ErrorLog != "" {
+		return &Error{Field: field("container_log"), Msg: "set with error_log: the error log comes from one of them"}
+	}
+	if _, err := accesslog.Compile(c.AccessLogFormat); err != nil {
+		return &Error{Field: field("container_log.access_log_format"), Msg: err.Error()}
 	}
 	return nil
 }

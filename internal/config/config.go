@@ -6,6 +6,7 @@ package config
 
 import (
 	"fmt"
+	"path/filepath"
 	"slices"
 	"sort"
 	"time"
@@ -39,6 +40,9 @@ type Logs struct {
 	// Gunicorn writes to the renamed file until it receives USR1.
 	RotateGrace  Duration `yaml:"rotate_grace"`
 	MaxLineBytes int      `yaml:"max_line_bytes"`
+	// JournalDirectory, when set, is where journalctl reads the journal
+	// (--directory) instead of the system's journal directories.
+	JournalDirectory string `yaml:"journal_directory"`
 }
 
 // Timeline bounds the in-memory event timeline.
@@ -51,6 +55,9 @@ type Timeline struct {
 func (c *Config) validateLogs() error {
 	if c.Logs.PollInterval < Duration(10*time.Millisecond) || c.Logs.PollInterval > Duration(time.Minute) {
 		return &Error{Field: "logs.poll_interval", Msg: "must be between 10ms and 1m"}
+	}
+	if d := c.Logs.JournalDirectory; d != "" && !filepath.IsAbs(d) {
+		return &Error{Field: "logs.journal_directory", Msg: fmt.Sprintf("%q must be an absolute path", d)}
 	}
 	if c.Logs.RotateGrace < 0 {
 		return &Error{Field: "logs.rotate_grace", Msg: "must not be negative"}

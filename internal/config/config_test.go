@@ -92,6 +92,16 @@ func TestBadConfigNamesFieldAndLine(t *testing.T) {
 		{"duplicate name", "apps:\n  - name: a\n    error_log: /x.log\n  - name: a\n    error_log: /y.log\n", 4, "apps[1].name", "already used"},
 		{"bad label value", "apps:\n  - name: 'a b'\n    error_log: /x.log\n", 2, "apps[0].name", "must match"},
 		{"no logs at all", "apps:\n  - name: a\n", 2, "apps[0].error_log", "at least one"},
+		{"journal unit not a unit name", "apps:\n  - name: a\n    journal_unit: 'a b'\n", 3, "apps[0].journal_unit", "not a systemd unit name"},
+		{"journal unit and an error log file", "apps:\n  - name: a\n    journal_unit: a.service\n    error_log: /x.log\n", 4, "apps[0].error_log", "set with journal_unit"},
+		{"access log stdin-dash without a journal", "apps:\n  - name: a\n    error_log: /x.log\n    access_log: '-'\n", 4, "apps[0].access_log", "absolute path"},
+		{"journal unit and a container log", "apps:\n  - name: a\n    journal_unit: a.service\n    container_log:\n      path: /y.log\n      format: cri\n", 3, "apps[0].journal_unit", "one of them"},
+		{"relative journal directory", "logs:\n  journal_directory: var/log/journal\n", 2, "logs.journal_directory", "absolute path"},
+		{"container log without format", "apps:\n  - name: a\n    container_log:\n      path: /var/lib/docker/containers/x/x-json.log\n", 3, "apps[0].container_log.format", "docker (json-file) or cri"},
+		{"container log relative path", "apps:\n  - name: a\n    container_log:\n      path: x.log\n      format: cri\n", 4, "apps[0].container_log.path", "absolute path"},
+		{"container log format without path", "apps:\n  - name: a\n    container_log:\n      format: cri\n", 3, "apps[0].container_log.path", "required"},
+		{"container log and error log", "apps:\n  - name: a\n    error_log: /x.log\n    container_log:\n      path: /y.log\n      format: cri\n", 4, "apps[0].container_log", "one of them"},
+		{"relative docker data root", "discovery:\n  docker_data_root: docker\n", 2, "discovery.docker_data_root", "absolute path"},
 		{"by-name entry without a timeout", "apps:\n  - name: a\n    timeout: 0s\n", 2, "apps[0].error_log", "to set the timeout of the discovered app"},
 		{"by-name entry with a negative timeout", "apps:\n  - name: a\n    timeout: -3s\n", 3, "apps[0].timeout", "not a valid duration"},
 		{"bad duration", "logs:\n  poll_interval: fast\n", 2, "logs.poll_interval", "not a valid duration"},
@@ -171,4 +181,13 @@ func FuzzParse(f *testing.F) {
 			}
 		}
 	})
+}
+
+// A unit's journal can carry both logs: access_log "-" is then allowed.
+func TestJournalUnitConfig(t *testing.T) {
+	cfg, err := Parse([]byte("apps:\n  - name: a\n    journal_unit: app.service\n    access_log: '-'\nlogs:\n  journal_directory: /var/log/journal\n"))
+	require.NoError(t, err)
+	require.Equal(t, "app.service", cfg.Apps[0].JournalUnit)
+	require.False(t, cfg.Apps[0].Overlay())
+	require.Equal(t, "/var/log/journal", cfg.Logs.JournalDirectory)
 }

@@ -413,6 +413,10 @@ func (in *inspection) logPath(v string, fd int, what, field string) string {
 			return f.Target
 		case f.Regular:
 			m.note("%s goes to %s, a deleted file %s: set apps[].%s", what, stream, f.Target, field)
+		case strings.HasPrefix(f.Target, "socket:"):
+			// systemd connects a service's stdout and stderr to journald's
+			// stream socket; the app set then follows the unit's journal.
+			m.note("%s goes to %s (%s): its unit's journal is followed if the master runs in a systemd service, else set apps[].%s", what, stream, describeTarget(f.Target), field)
 		default:
 			m.note("%s goes to %s (%s): set apps[].%s", what, stream, describeTarget(f.Target), field)
 		}

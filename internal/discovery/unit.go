@@ -364,3 +364,7 @@ func (in *inspection) unit() (unitSettings, bool) {
 	}
 	return s, true
 }
+
+// CgroupUnit returns the system service a process runs in, from the
+// contents of /proc/<pid>/cgroup; "" when it runs in none (see cgroupUnit).
+func CgroupUnit(cgroup []byte) string { return cgroupUnit(cgroup) }

@@ -93,6 +93,9 @@ type Options struct {
 	ExtraArgs   []string // appended before APP_MODULE; later flags override earlier ones
 	Env         []string // KEY=VALUE added to (and overriding) the test's environment
 	Dir         string   // working directory holding app, logs and pidfile; default t.TempDir()
+	// Wrapper is an argv prefix the master is started through; it must exec
+	// the rest in place (keeping the pid), as systemd-cat does.
+	Wrapper []string
 
 	// NoTimeoutArg passes no --timeout, so a config file or GUNICORN_CMD_ARGS
 	// can set it; Timeout still sizes ClientTimeout.
@@ -310,7 +313,8 @@ func (g *Gunicorn) launch(cmd []string, port int) error {
 	}
 	defer stderr.Close()
 
-	proc, err := os.StartProcess(g.Argv[0], g.Argv, &os.ProcAttr{
+	argv := append(append([]string{}, g.Opts.Wrapper...), g.Argv...)
+	proc, err := os.StartProcess(argv[0], argv, &os.ProcAttr{
 		Dir:   g.Dir,
 		Env:   g.env,
 		Files: []*os.File{stdin, stdout, stderr},

@@ -1,10 +1,11 @@
 // Package importrules owns the project's layering rules that a reader would
 // otherwise have to enforce by eye, and the checker that enforces them:
 //
-//  1. Only the remediation actuator (receiver/actuator) and the test
-//     harnesses start programs: os/exec is imported nowhere else, directly or
-//     through another package of this module. The actuator is a gateway: the
-//     receiver may import it. A harness is not: production code that imports
+//  1. Only the remediation actuator (receiver/actuator), the journal reader
+//     (internal/journal, which runs journalctl) and the test harnesses start
+//     programs: os/exec is imported nowhere else, directly or through another
+//     package of this module. The actuator and the journal reader are
+//     gateways: the receiver may import the one, the app pipelines the other. A harness is not: production code that imports
 //     a harness reaches os/exec through it and is reported. _test.go files
 //     may start programs.
 //  2. Only internal/procinfo (the pid-reuse-safe signal primitive), the
@@ -50,6 +51,7 @@ import (
 var Harnesses = []string{
 	"internal/gunicorntest",
 	"internal/importrules",
+	"internal/journaltest",
 	"internal/pgtest",
 	"internal/reflextest",
 	"internal/testenv",
@@ -57,8 +59,16 @@ var Harnesses = []string{
 }
 
 // Actuator is the package-to-be that performs remediation (signals and
-// systemd); it is the only production package allowed to start programs.
+// systemd); it is one of the two production packages allowed to start
+// programs.
 const Actuator = "receiver/actuator"
+
+// JournalReader is the other: it runs journalctl, the host's own reader of
+// the journal files, because a cgo binding (sdjournal) would break the
+// static CGO_ENABLED=0 build and no pure-Go reader follows the journal
+// format's versions, rotation and vacuuming. It starts journalctl and
+// nothing else, and is a gateway: the app pipelines may import it.
+const JournalReader = "internal/journal"
 
 // ImportRule forbids importing Import (a path, or every path under it when
 // it ends in "/...") outside the Allowed packages.
@@ -93,10 +103,10 @@ var Rules = []ImportRule{
 	{
 		Name:       "exec",
 		Import:     "os/exec",
-		Allowed:    append([]string{Actuator}, Harnesses...),
-		Gateways:   []string{Actuator},
+		Allowed:    append([]string{Actuator, JournalReader}, Harnesses...),
+		Gateways:   []string{Actuator, JournalReader},
 		Transitive: true,
-		Why:        "only the actuator and the test harnesses start programs",
+		Why:        "only the actuator, the journal reader (journalctl) and the test harnesses start programs",
 	},
 	{
 		Name:    "client_golang",

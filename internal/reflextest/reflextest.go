@@ -69,12 +69,20 @@ type Exporter struct {
 // loopback port and waits until /-/ready answers 200. A cleanup stops it.
 func Start(t testing.TB, args ...string) *Exporter {
 	t.Helper()
+	return StartWithStdin(t, nil, args...)
+}
+
+// StartWithStdin is Start with the exporter's stdin read from stdin (nil:
+// the null device).
+func StartWithStdin(t testing.TB, stdin io.Reader, args ...string) *Exporter {
+	t.Helper()
 	port := freePort(t)
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
 	cmd := exec.Command(Binary(t), append([]string{"--web.listen-address=" + addr, "--log.level=debug"}, args...)...)
 	e := &Exporter{URL: "http://" + addr, Stderr: &lockedBuffer{}, cmd: cmd, done: make(chan struct{}), t: t}
 	cmd.Stdout = e.Stderr
 	cmd.Stderr = e.Stderr
+	cmd.Stdin = stdin
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start gunicorn-reflex: %v", err)
 	}

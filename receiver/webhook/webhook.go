@@ -42,6 +42,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net/http"
 	"time"
 
 	"github.com/gunicorn-reflex/gunicorn-reflex/receiver/intent"
@@ -104,6 +105,14 @@ const (
 	ReasonUnknownApp    Reason = "unknown_app"    // app names no app this host knows
 	ReasonOtherHost     Reason = "other_host"     // the host label names another host
 )
+
+// Codes lists every HTTP status code the handler answers, in a fixed order
+// (metrics initialise a series per code).
+var Codes = []int{
+	http.StatusOK, http.StatusBadRequest, http.StatusUnauthorized, http.StatusMethodNotAllowed,
+	http.StatusRequestTimeout, http.StatusRequestEntityTooLarge, http.StatusUnsupportedMediaType,
+	http.StatusInternalServerError, http.StatusServiceUnavailable,
+}
 
 // Reasons lists every reason, in a fixed order (metrics initialise a series
 // per reason).
