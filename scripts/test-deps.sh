@@ -2,7 +2,8 @@
 # Installs (as root, with apt) or names (otherwise) the real programs the
 # tests run: Debian's Gunicorn and a setproctitle module for it, logrotate,
 # promtool (from the prometheus package), Alertmanager (the receiver's
-# end-to-end tests), PostgreSQL, PgBouncer, psycopg2 and
+# end-to-end tests), PostgreSQL, PgBouncer, psycopg2, Chromium (the
+# incident page's headless browser test) and
 # systemd-analyze (from the systemd package; `make check-unit` runs it on the
 # sample unit, no running systemd needed; the same package brings the
 # systemd-journald, systemd-cat and journalctl the journal tests run, with
@@ -20,7 +21,8 @@ pgbouncer:/usr/sbin/pgbouncer
 python3-psycopg2:/usr/lib/python3/dist-packages/psycopg2
 systemd:/usr/bin/systemd-analyze
 iproute2:/usr/bin/ss
-util-linux:/usr/bin/nsenter"
+util-linux:/usr/bin/nsenter
+chromium:/usr/bin/chromium"
 
 missing=""
 for entry in $NEEDS; do

@@ -43,6 +43,7 @@ type daemon struct {
 
 	incidents     *incident.Engine
 	incidentsDone chan struct{} // closed when the engine stopped
+	incidentPages *incidentPages
 
 	reloadMu        sync.Mutex
 	dbsMu           sync.Mutex
@@ -104,6 +105,9 @@ func newDaemon(ctx context.Context, f *flags, cfg *config.Config, logger *slog.L
 		"netstat":   collector.NewNetstat(listenStats),
 	}
 	d.startIncidents(ctx, cfg)
+	if err := d.startIncidentPages(ctx); err != nil {
+		return nil, err
+	}
 	collectors["incidents"] = collector.NewIncidents(d.incidents)
 	if err := d.startReceiver(ctx, cfg); err != nil {
 		return nil, err
@@ -125,6 +129,7 @@ func (d *daemon) wait() {
 	d.apps.Wait()
 	d.receiver.wait()
 	<-d.incidentsDone
+	d.incidentPages.wait()
 	d.databases().Close()
 }
 

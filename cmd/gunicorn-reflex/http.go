@@ -101,6 +101,7 @@ func (d *daemon) routes(reg *prometheus.Registry) {
 	})
 	d.mux.HandleFunc("/api/v1/events", d.serveEvents)
 	d.incidentRoutes()
+	d.incidentPages.pages.Register(d.mux)
 	if d.flags.enablePprof {
 		registerPprof(d.mux)
 	}
@@ -120,6 +121,7 @@ func (d *daemon) routes(reg *prometheus.Registry) {
 				{Address: d.flags.telemetryPath, Text: "Metrics"},
 				{Address: "/api/v1/events", Text: "Event timeline", Description: "recent lifecycle, worker-state and database events (JSON)"},
 				{Address: incidentsAPI, Text: "Incidents", Description: "incidents with their verdict, evidence and remediation decisions (JSON)"},
+				{Address: "/incidents", Text: "Incident pages", Description: "the same incidents as pages to read on call: verdict, evidence, a chart around each"},
 				{Address: "/-/healthy", Text: "Health"},
 				{Address: "/-/ready", Text: "Readiness"},
 			},

@@ -16,6 +16,9 @@ const (
 	// SourceReceiver events are the remediation receiver's decisions and
 	// actions.
 	SourceReceiver = "receiver"
+	// SourceDeploy events are deploy markers: a change of an app's code
+	// seen on disk (internal/deploy) or announced by POST /api/v1/deploys.
+	SourceDeploy = "deploy"
 )
 
 // Kinds: the closed set of Event.Kind values, by source.
@@ -53,4 +56,18 @@ const (
 	// KindRemediationFailed: the action could not be performed or its
 	// effect was not seen before the deadline.
 	KindRemediationFailed = "remediation_failed"
+
+	// Source deploy. KindDeploy: the app's code changed; Cause says how it
+	// was seen (release_symlink, git_head, py_mtime, marker_file, api),
+	// Attrs "from" and "to" (or "version") what changed. The lifecycle's
+	// master_start, master_reload and master_promoted are deploy markers
+	// too, of a weaker kind: a HUP also rotates logs.
+	KindDeploy = "deploy"
+
+	// Source errorlog. KindWorkerTimeoutFrame: the innermost app frame of
+	// the traceback a Gunicorn >= 22 worker logs when it is aborted after
+	// its WORKER TIMEOUT, i.e. where the request was stuck. PID is the
+	// worker; Detail "file:line in function"; Attrs file, line, function
+	// and code (the source line Python printed).
+	KindWorkerTimeoutFrame = "worker_timeout_frame"
 )
