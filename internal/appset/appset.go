@@ -80,6 +80,9 @@ type Manager struct {
 	// overlays are apps[] entries with only a name and a timeout: the
 	// timeout of the discovered app of that name.
 	overlays map[string]time.Duration
+
+	deployOnce sync.Once
+	deploy     *deployWatch // deploy markers, see deploys()
 }
 
 // EnableProc turns on live worker state from /proc (masters come from
@@ -124,7 +127,11 @@ func (m *Manager) Apply(cfg *config.Config) {
 	m.logs = cfg.Logs
 	want := map[string]Spec{}
 	m.overlays = map[string]time.Duration{}
+	markers := map[string]string{}
 	for _, a := range cfg.Apps {
+		if a.DeployMarker != "" {
+			markers[a.Name] = a.DeployMarker
+		}
 		if a.Overlay() {
 			m.overlays[a.Name] = a.Timeout.D()
 			if m.proc != nil {
@@ -135,6 +142,7 @@ func (m *Manager) Apply(cfg *config.Config) {
 		want[a.Name] = Spec{Name: a.Name, Source: SourceConfig, ErrorLog: a.ErrorLog, Pidfile: a.Pidfile, Timeout: a.Timeout.D(),
 			AccessLog: a.AccessLog, AccessLogFormat: a.AccessLogFormat, Routes: a.Routes}
 	}
+	m.deploys().setMarkers(markers)
 	for name, p := range m.apps {
 		spec, keep := want[name]
 		if p.spec.Source == SourceConfig && !keep {

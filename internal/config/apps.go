@@ -23,11 +23,15 @@ type App struct {
 	Timeout Duration `yaml:"timeout"`
 	// Routes turns on per-route latency for this app.
 	Routes Routes `yaml:"routes"`
+	// DeployMarker is a file a release process writes (a version, a
+	// commit); a change of its first line (or, when empty, its mtime) is a
+	// deploy marker in the timeline. Absolute; "" for none.
+	DeployMarker string `yaml:"deploy_marker"`
 }
 
 // Overlay reports whether the entry names no log and no pidfile: it only
-// sets the timeout of the discovered app of that name, and leaves
-// discovery on.
+// sets the timeout (or the deploy marker) of the discovered app of that
+// name, and leaves discovery on.
 func (a App) Overlay() bool { return a.ErrorLog == "" && a.AccessLog == "" && a.Pidfile == "" }
 
 // Routes configures per-route latency series.
@@ -75,10 +79,10 @@ func (c *Config) validateApps() error {
 			return &Error{Field: field("name"), Msg: fmt.Sprintf("%q already used by apps[%d]", a.Name, j)}
 		}
 		seen[a.Name] = i
-		if a.Overlay() && a.Timeout == 0 {
+		if a.Overlay() && a.Timeout == 0 && a.DeployMarker == "" {
 			return &Error{Field: field("error_log"), Msg: "an app needs at least one of error_log, access_log or pidfile; or, to set the timeout of the discovered app of that name, timeout"}
 		}
-		for _, p := range []struct{ name, val string }{{"error_log", a.ErrorLog}, {"access_log", a.AccessLog}, {"pidfile", a.Pidfile}} {
+		for _, p := range []struct{ name, val string }{{"error_log", a.ErrorLog}, {"access_log", a.AccessLog}, {"pidfile", a.Pidfile}, {"deploy_marker", a.DeployMarker}} {
 			if p.val != "" && !filepath.IsAbs(p.val) {
 				return &Error{Field: field(p.name), Msg: fmt.Sprintf("%q must be an absolute path", p.val)}
 			}
