@@ -156,6 +156,7 @@ type facts struct {
 	stuckOther   []timeline.Event
 	strongDeploy []timeline.Event // code changes
 	weakDeploy   []timeline.Event // reloads, promotions, new masters
+	frames       []timeline.Event // worker_timeout_frame: the app frame of a timeout's traceback
 }
 
 // isCodeChange reports whether e says the app's code changed: the deploy
@@ -170,6 +171,8 @@ func classify(in Input) facts {
 		switch {
 		case e.Kind == timeline.KindWorkerTimeout:
 			f.timeouts = append(f.timeouts, e)
+		case e.Kind == timeline.KindWorkerTimeoutFrame:
+			f.frames = append(f.frames, e)
 		case e.Kind == timeline.KindOOMConfirmed:
 			f.oomConfirmed = append(f.oomConfirmed, e)
 		case e.Kind == timeline.KindOOMSuspected:
@@ -228,6 +231,14 @@ func isDatabasePeer(e timeline.Event, dbPorts []int) bool {
 
 // frame is the innermost app frame of the newest timeout that has one.
 func (f facts) frame() (Evidence, bool) {
+	// The traceback is logged after the WORKER TIMEOUT line, so the
+	// error log gives the frame as an event of its own.
+	for i := len(f.frames) - 1; i >= 0; i-- {
+		if e := f.frames[i]; e.Attrs[AttrAppFrame] != "" {
+			return Evidence{Time: e.Time, Seq: e.Seq, Source: e.Source, Kind: FactAppFrame, PID: e.PID,
+				Detail: e.Attrs[AttrAppFrame], Decisive: true, Attrs: e.Attrs}, true
+		}
+	}
 	for i := len(f.timeouts) - 1; i >= 0; i-- {
 		e := f.timeouts[i]
 		fr := e.Attrs[AttrAppFrame]
