@@ -101,6 +101,7 @@ func TestGoldenExposition(t *testing.T) {
 		{"timeline", NewTimeline(tl)},
 		{"netstat", NewNetstat(sampleListenStats)},
 		{"receiver", NewReceiver(sampleRemediation())},
+		{"incidents", NewIncidents(sampleIncidents{})},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			golden := filepath.Join("testdata", tc.name+".golden")
@@ -162,6 +163,7 @@ func TestEveryMetricIsDocumented(t *testing.T) {
 		"timeline":  NewTimeline(timeline.New(16, 0)),
 		"netstat":   NewNetstat(sampleListenStats),
 		"receiver":  NewReceiver(sampleRemediation()),
+		"incidents": NewIncidents(sampleIncidents{}),
 	}))
 	mfs, err := reg.Gather()
 	require.NoError(t, err)

@@ -17,6 +17,7 @@ import (
 	"github.com/gunicorn-reflex/gunicorn-reflex/collector"
 	"github.com/gunicorn-reflex/gunicorn-reflex/internal/appset"
 	"github.com/gunicorn-reflex/gunicorn-reflex/internal/config"
+	"github.com/gunicorn-reflex/gunicorn-reflex/internal/incident"
 	"github.com/gunicorn-reflex/gunicorn-reflex/internal/pgmon"
 	"github.com/gunicorn-reflex/gunicorn-reflex/internal/procinfo"
 	"github.com/gunicorn-reflex/gunicorn-reflex/internal/timeline"
@@ -39,6 +40,9 @@ type daemon struct {
 	exporter *collector.Exporter // bound to each scrape's deadline by the /metrics handler
 	receiver *remediation        // nil unless receiver.enabled
 	rxConfig config.Receiver     // the receiver section it started with
+
+	incidents     *incident.Engine
+	incidentsDone chan struct{} // closed when the engine stopped
 
 	reloadMu        sync.Mutex
 	dbsMu           sync.Mutex
@@ -96,6 +100,8 @@ func newDaemon(ctx context.Context, f *flags, cfg *config.Config, logger *slog.L
 		"postgres":  collector.NewPostgres(d.databases),
 		"netstat":   collector.NewNetstat(listenStats),
 	}
+	d.startIncidents(ctx, cfg)
+	collectors["incidents"] = collector.NewIncidents(d.incidents)
 	if err := d.startReceiver(ctx, cfg); err != nil {
 		return nil, err
 	}
@@ -115,6 +121,7 @@ func (d *daemon) scrapeDatabases(ctx context.Context) (pgmon.SetSnapshot, error)
 func (d *daemon) wait() {
 	d.apps.Wait()
 	d.receiver.wait()
+	<-d.incidentsDone
 	d.databases().Close()
 }
 

@@ -100,6 +100,7 @@ func (d *daemon) routes(reg *prometheus.Registry) {
 		fmt.Fprintln(w, "Reloaded.")
 	})
 	d.mux.HandleFunc("/api/v1/events", d.serveEvents)
+	d.incidentRoutes()
 	if d.flags.enablePprof {
 		registerPprof(d.mux)
 	}
@@ -118,6 +119,7 @@ func (d *daemon) routes(reg *prometheus.Registry) {
 			Links: []web.LandingLinks{
 				{Address: d.flags.telemetryPath, Text: "Metrics"},
 				{Address: "/api/v1/events", Text: "Event timeline", Description: "recent lifecycle, worker-state and database events (JSON)"},
+				{Address: incidentsAPI, Text: "Incidents", Description: "incidents with their verdict, evidence and remediation decisions (JSON)"},
 				{Address: "/-/healthy", Text: "Health"},
 				{Address: "/-/ready", Text: "Readiness"},
 			},

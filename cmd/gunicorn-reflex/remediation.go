@@ -109,7 +109,7 @@ func (d *daemon) startReceiver(ctx context.Context, cfg *config.Config) error {
 		Apps:           apps,
 		Global:         policy.Global{DryRun: rc.DryRun, RateLimit: rc.RateLimit, RateWindow: rc.RateWindow.D(), KeyTTL: rc.IdempotencyTTL.D()},
 		Host:           d.apps,
-		Guard:          guard,
+		Guard:          d.incidents.Guard(guard),
 		Effector:       receiver.Live{Actuator: r.act, FS: fs, Host: d.apps, Verify: verify.Options{Deadline: rc.VerifyTimeout.D()}},
 		Store:          r.store,
 		Audit:          r.audit,

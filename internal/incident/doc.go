@@ -26,4 +26,68 @@
 // more workers help, or make things worse?" (intent.Guard), from the
 // collectors' state: data freshness, stuck workers on the database,
 // PostgreSQL saturation, PgBouncer waiting clients, CPU and memory.
+//
+// # Incidents
+//
+// The Engine (engine.go) follows the timeline by sequence number and turns
+// evidence into incidents, one open incident per app at a time. An
+// incident opens on the app's first WORKER TIMEOUT, on a firing alert the
+// remediation receiver decided about (not its own reconciliation, not an
+// ignored alert), on an OOM kill, on a worker past 0.8 of the timeout (a
+// stuck event or the /proc sample), or when every worker is busy and at
+// least half as many clients as workers wait in the listen backlog in two
+// consecutive steps (the capacity signal: such an episode has no timeout
+// at all). It keeps the app's events from Lookback before its opening,
+// every receiver decision taken while it is open, and the worst of the
+// collectors' numbers over its samples (Observed), all bounded. It closes
+// after QuietPeriod with no timeout, no stuck worker, no worker past 0.8
+// of the timeout and no backlog episode; reflex_incidents_total counts it
+// then, under its final cause.
+//
+// # How the verdict is decided
+//
+// Judge (verdict.go) is a pure function of the incident's events and
+// Observed, recomputed at every step. The first rule that matches gives
+// the cause:
+//
+//  1. memory_oom: an oom_confirmed event, or a worker's RSS at 95% of its
+//     memory limit (confidence 0.95, 0.7).
+//  2. database_lock: a stuck worker's backend link (worker_waits_on_backend)
+//     waits on a lock or is blocked; names the blocker and whether it is
+//     idle in transaction (0.9).
+//  3. database_slow_query: a backend link to a backend running a query
+//     (0.9); names the backend, the query's age and text when known.
+//  4. database_pool_exhausted: a PgBouncer pool had clients waiting (0.85),
+//     or a PostgreSQL target was at Rules.DBSaturatedAbove of its
+//     connections (0.8). It comes after the links because a slow query
+//     also fills the pool: the query is the cause.
+//  5. database_slow_query: workers stuck reading from a database peer
+//     (PostgreSQL, PgBouncer, or a Rules.DatabasePorts port) with no
+//     backend linked (0.6).
+//  6. deadlock, 7. cpu_bound, 8. external_call: the stuck kind most stuck
+//     episodes showed, futex (a lock inside the process, no I/O), cpu
+//     (running; says whether the host's cores were saturated) or a
+//     socket read from a peer that is not a database (names host:port);
+//     on a tie in that order (0.8).
+//  9. deploy_regression: the first timeout came within Rules.DeployWindow
+//     after a deploy marker, naming it and the timeout rates before and
+//     after. A code change (an event whose kind begins with "deploy", or
+//     of source "deploy") gives 0.8; a reload, USR2 promotion or new
+//     master alone only 0.5, since a HUP also rotates logs.
+//  10. capacity: no timeout in the window, every worker busy in some
+//     sample and clients in the listen backlog (0.8; 0.6 on one sample).
+//  11. memory_oom: workers killed by SIGKILL without a timeout, the OOM
+//     killer not confirmed (0.5).
+//  12. unknown (0), saying what the stuck workers were doing.
+//
+// Whatever the rule, the innermost app frame of the newest timeout's
+// traceback (attribute app_frame of the worker_timeout event, which
+// Gunicorn >= 22 logs) is decisive evidence: it is where the worker was
+// stuck. Every verdict carries a line of advice: what a person should do.
+//
+// The Engine is also an intent.Guard (verdictguard.go): a scale-up is
+// refused with a verdict-named refusal for the database verdicts,
+// memory_oom, deploy_regression and cpu_bound on a saturated host; for
+// capacity, external_call and the rest the fallback Guard's headroom
+// checks decide.
 package incident

@@ -32,6 +32,10 @@ var refusalOf = map[Cause]intent.Refusal{
 //     spare, unknown): the Fallback's answer, which checks the headroom
 //     (CPU and memory); the policy checks the bounds.
 func (e *Engine) Check(ctx context.Context, app string, a intent.Action) (intent.Refusal, string) {
+	return e.check(ctx, app, a, e.opts.Fallback)
+}
+
+func (e *Engine) check(ctx context.Context, app string, a intent.Action, fallback intent.Guard) (intent.Refusal, string) {
 	if a == intent.ScaleUp {
 		e.Step(ctx)
 		if v, ok := e.Verdict(app); ok {
@@ -40,10 +44,10 @@ func (e *Engine) Check(ctx context.Context, app string, a intent.Action) (intent
 			}
 		}
 	}
-	if e.opts.Fallback == nil {
+	if fallback == nil {
 		return "", ""
 	}
-	return e.opts.Fallback.Check(ctx, app, a)
+	return fallback.Check(ctx, app, a)
 }
 
 // refusalForVerdict applies rules 2 and 3.
@@ -67,4 +71,20 @@ func refusalEvidence(e *Engine, app string, v Verdict) string {
 		s += " " + v.Advice
 	}
 	return s
+}
+
+// Guard returns the engine as an intent.Guard whose fallback is fallback
+// instead of EngineOptions.Fallback: the receiver is built after the
+// engine, with today's Guard as the fallback.
+func (e *Engine) Guard(fallback intent.Guard) intent.Guard {
+	return engineGuard{e: e, fallback: fallback}
+}
+
+type engineGuard struct {
+	e        *Engine
+	fallback intent.Guard
+}
+
+func (g engineGuard) Check(ctx context.Context, app string, a intent.Action) (intent.Refusal, string) {
+	return g.e.check(ctx, app, a, g.fallback)
 }
