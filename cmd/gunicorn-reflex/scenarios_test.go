@@ -1,0 +1,247 @@
+package main_test
+
+// Root-cause scenarios through the running binary: a real Gunicorn with a
+// real fault, gunicorn-reflex following it, and the verdict read from GET
+// /api/v1/incidents. Each scenario must yield exactly one incident with the
+// right cause and the evidence that decided it.
+
+import (
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/gunicorn-reflex/gunicorn-reflex/internal/gunicorntest"
+	"github.com/gunicorn-reflex/gunicorn-reflex/internal/reflextest"
+)
+
+// apiIncident is the part of GET /api/v1/incidents the scenarios check.
+type apiIncident struct {
+	ID         string  `json:"id"`
+	App        string  `json:"app"`
+	State      string  `json:"state"`
+	Cause      string  `json:"cause"`
+	Confidence float64 `json:"confidence"`
+	Summary    string  `json:"summary"`
+	Advice     string  `json:"advice"`
+	Trigger    string  `json:"trigger"`
+	Evidence   []struct {
+		Source   string            `json:"source"`
+		Kind     string            `json:"kind"`
+		Detail   string            `json:"detail"`
+		Decisive bool              `json:"decisive"`
+		Attrs    map[string]string `json:"attrs"`
+	} `json:"evidence"`
+}
+
+// decisive lists the decisive evidence as "source/kind: detail" lines.
+func (i apiIncident) decisive() string {
+	var out []string
+	for _, e := range i.Evidence {
+		if e.Decisive {
+			out = append(out, e.Source+"/"+e.Kind+": "+e.Detail)
+		}
+	}
+	return strings.Join(out, "\n")
+}
+
+// scenario is one Gunicorn app "shop" followed by gunicorn-reflex.
+type scenario struct {
+	g   *gunicorntest.Gunicorn
+	exp *reflextest.Exporter
+}
+
+func startScenario(t *testing.T, opts gunicorntest.Options) *scenario {
+	t.Helper()
+	opts.Name = "shop"
+	g := gunicorntest.Start(t, opts)
+	// setproctitle hides the master's --timeout: the config says it, as a
+	// person would.
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "reflex.yml")
+	require.NoError(t, os.WriteFile(cfg, []byte(fmt.Sprintf(`apps:
+  - name: shop
+    error_log: %s
+    access_log: %s
+    pidfile: %s
+    timeout: %ds
+logs:
+  poll_interval: 50ms
+discovery:
+  interval: 1s
+`, g.ErrorLog, g.AccessLog, g.Pidfile, g.Opts.Timeout)), 0o600))
+	s := &scenario{g: g, exp: reflextest.Start(t, "--config.file="+cfg)}
+	s.exp.WaitValue(t, 20*time.Second, 1, "reflex_proc_up", "app", "shop")
+	t.Cleanup(func() {
+		if t.Failed() {
+			_, ev, _ := s.exp.Get("/api/v1/events?app=shop&limit=60")
+			t.Logf("timeline:\n%s\ngunicorn-reflex log (tail):\n%s\ngunicorn error log:\n%s", ev, s.exp.Stderr.Tail(40), g.ErrorLogText())
+		}
+	})
+	return s
+}
+
+func (s *scenario) incidents(t *testing.T) []apiIncident {
+	t.Helper()
+	code, body, err := s.exp.Get("/api/v1/incidents?app=shop")
+	require.NoError(t, err)
+	require.Equal(t, 200, code, body)
+	var got struct {
+		Incidents []apiIncident `json:"incidents"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(body), &got), body)
+	return got.Incidents
+}
+
+// waitVerdict polls the API until the app's incident has cause (the
+// verdict is recomputed as evidence arrives), then checks that it is the
+// only incident.
+func (s *scenario) waitVerdict(t *testing.T, cause string, timeout time.Duration) apiIncident {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		incs := s.incidents(t)
+		for _, inc := range incs {
+			if inc.Cause == cause {
+				require.Len(t, incs, 1, "exactly one incident: %+v", incs)
+				return inc
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no %s incident after %s; incidents: %+v", cause, timeout, incs)
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+}
+
+// hold keeps n requests to path in flight until stop is closed, each
+// started again as soon as it ends.
+func (s *scenario) hold(t *testing.T, n int, path string) (stop func()) {
+	t.Helper()
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-done:
+					return
+				case <-s.g.GetAsync(path):
+				}
+			}
+		}()
+	}
+	var once sync.Once
+	stop = func() { once.Do(func() { close(done); wg.Wait() }) }
+	t.Cleanup(stop)
+	return stop
+}
+
+// A worker blocked reading from a loopback server that accepts and never
+// answers: external_call, naming the peer.
+func TestScenarioExternalCall(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	var conns sync.WaitGroup
+	held := make(chan net.Conn, 64)
+	conns.Add(1)
+	go func() {
+		defer conns.Done()
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			held <- c // never answered
+		}
+	}()
+	t.Cleanup(func() {
+		_ = l.Close()
+		conns.Wait()
+		close(held)
+		for c := range held {
+			_ = c.Close()
+		}
+	})
+	port := l.Addr().(*net.TCPAddr).Port
+	s := startScenario(t, gunicorntest.Options{Workers: 2, Timeout: 5})
+	s.hold(t, 2, fmt.Sprintf("/recv?port=%d", port))
+	inc := s.waitVerdict(t, "external_call", 60*time.Second)
+	require.Contains(t, inc.Summary+inc.decisive(), fmt.Sprintf("127.0.0.1:%d", port), "the peer is named")
+}
+
+// A pure-Python busy loop: cpu_bound.
+func TestScenarioCPUSpin(t *testing.T) {
+	s := startScenario(t, gunicorntest.Options{Workers: 2, Timeout: 5})
+	s.hold(t, 1, "/spin?s=30")
+	inc := s.waitVerdict(t, "cpu_bound", 60*time.Second)
+	require.NotEmpty(t, inc.decisive())
+	require.Contains(t, inc.Summary, "CPU")
+}
+
+// The request thread waits on a lock another thread holds past the
+// timeout: deadlock (futex, no I/O, no CPU).
+func TestScenarioDeadlock(t *testing.T) {
+	s := startScenario(t, gunicorntest.Options{Workers: 2, Timeout: 5})
+	s.hold(t, 1, "/lock?s=60")
+	inc := s.waitVerdict(t, "deadlock", 60*time.Second)
+	require.NotEmpty(t, inc.decisive())
+}
+
+// More concurrent 1 s requests than workers with a 3 s timeout: no
+// timeout at all, every worker busy and clients queued in the listen
+// backlog: capacity.
+func TestScenarioCapacity(t *testing.T) {
+	s := startScenario(t, gunicorntest.Options{Workers: 2, Timeout: 3})
+	s.hold(t, 8, "/sleep?s=1")
+	inc := s.waitVerdict(t, "capacity", 60*time.Second)
+	require.NotEmpty(t, inc.decisive())
+	require.Zero(t, s.g.LogCount("WORKER TIMEOUT"), "capacity has no timeout")
+}
+
+// A release switch to a slow version, then a HUP: the new workers run the
+// new code and time out; the release symlink is the marker and the
+// verdict deploy_regression names it.
+func TestScenarioBadDeploy(t *testing.T) {
+	base := t.TempDir()
+	for _, r := range []string{"r1", "r2"} {
+		require.NoError(t, os.MkdirAll(filepath.Join(base, "releases", r), 0o755))
+	}
+	require.NoError(t, os.WriteFile(filepath.Join(base, "releases", "r1", "reflexapp.py"), gunicorntest.AppSource, 0o644))
+	// r2's /ok sleeps past any timeout: the regression.
+	slow := strings.Replace(string(gunicorntest.AppSource), "def ok(query):\n    return \"ok\"",
+		"def ok(query):\n    time.sleep(60)\n    return \"ok\"", 1)
+	require.NotEqual(t, string(gunicorntest.AppSource), slow, "the slow version differs")
+	require.NoError(t, os.WriteFile(filepath.Join(base, "releases", "r2", "reflexapp.py"), []byte(slow), 0o644))
+	current := filepath.Join(base, "current")
+	require.NoError(t, os.Symlink("releases/r1", current))
+
+	s := startScenario(t, gunicorntest.Options{Workers: 2, Timeout: 3, ExtraArgs: []string{"--chdir", current}})
+	code, body, err := s.g.Get("/ok")
+	require.NoError(t, err)
+	require.Equal(t, 200, code, body)
+
+	// Capistrano's switch: a new link renamed over the old one.
+	tmp := current + ".new"
+	require.NoError(t, os.Symlink("releases/r2", tmp))
+	require.NoError(t, os.Rename(tmp, current))
+	waitFor(t, 20*time.Second, "the release-symlink deploy marker", func() bool {
+		_, ev, err := s.exp.Get("/api/v1/events?app=shop&kind=deploy")
+		return err == nil && strings.Contains(ev, "release_symlink")
+	})
+	require.NoError(t, s.g.Signal(syscall.SIGHUP))
+	require.NoError(t, s.g.WaitLog("Hang up: Master", 1, 10*time.Second))
+	s.hold(t, 2, "/ok")
+	inc := s.waitVerdict(t, "deploy_regression", 60*time.Second)
+	require.Contains(t, inc.Summary+inc.decisive(), filepath.Join(base, "releases", "r2"), "the marker names the new release")
+}
