@@ -6,9 +6,12 @@ package main_test
 // right cause and the evidence that decided it.
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -40,6 +43,12 @@ type apiIncident struct {
 		Decisive bool              `json:"decisive"`
 		Attrs    map[string]string `json:"attrs"`
 	} `json:"evidence"`
+	Decisions []struct {
+		Kind    string `json:"kind"`
+		Action  string `json:"action"`
+		Outcome string `json:"outcome"`
+		Refusal string `json:"refusal"`
+	} `json:"decisions"`
 }
 
 // decisive lists the decisive evidence as "source/kind: detail" lines.
@@ -59,7 +68,38 @@ type scenario struct {
 	exp *reflextest.Exporter
 }
 
+// scenarioToken is the receiver's bearer token in scenarios that ask it.
+const scenarioToken = "scenario-token-8e21"
+
 func startScenario(t *testing.T, opts gunicorntest.Options) *scenario {
+	t.Helper()
+	return startScenarioWith(t, opts, "")
+}
+
+// receiverSection enables the receiver for shop (scale_up within 2..4
+// workers); the CPU guard is off, as in the receiver's own tests, so only
+// the verdict can refuse.
+func receiverSection(t *testing.T, dir string) string {
+	t.Helper()
+	tokenFile := filepath.Join(dir, "token")
+	require.NoError(t, os.WriteFile(tokenFile, []byte(scenarioToken+"\n"), 0o600))
+	return fmt.Sprintf(`receiver:
+  enabled: true
+  bearer_token_file: %s
+  state_file: %s
+  audit_log: %s
+  identity: [web-1]
+  guard:
+    cpu_busy_above: 1.01
+  apps:
+    - name: shop
+      min_workers: 2
+      max_workers: 4
+      allow: [scale_up]
+`, tokenFile, filepath.Join(dir, "state.json"), filepath.Join(dir, "audit.jsonl"))
+}
+
+func startScenarioWith(t *testing.T, opts gunicorntest.Options, extra string) *scenario {
 	t.Helper()
 	opts.Name = "shop"
 	g := gunicorntest.Start(t, opts)
@@ -77,7 +117,7 @@ logs:
   poll_interval: 50ms
 discovery:
   interval: 1s
-`, g.ErrorLog, g.AccessLog, g.Pidfile, g.Opts.Timeout)), 0o600))
+%s`, g.ErrorLog, g.AccessLog, g.Pidfile, g.Opts.Timeout, extra)), 0o600))
 	s := &scenario{g: g, exp: reflextest.Start(t, "--config.file="+cfg)}
 	s.exp.WaitValue(t, 20*time.Second, 1, "reflex_proc_up", "app", "shop")
 	t.Cleanup(func() {
@@ -202,11 +242,20 @@ func TestScenarioDeadlock(t *testing.T) {
 // timeout at all, every worker busy and clients queued in the listen
 // backlog: capacity.
 func TestScenarioCapacity(t *testing.T) {
-	s := startScenario(t, gunicorntest.Options{Workers: 2, Timeout: 3})
+	s := startScenarioWith(t, gunicorntest.Options{Workers: 2, Timeout: 3}, receiverSection(t, t.TempDir()))
 	s.hold(t, 8, "/sleep?s=1")
 	inc := s.waitVerdict(t, "capacity", 60*time.Second)
 	require.NotEmpty(t, inc.decisive())
 	require.Zero(t, s.g.LogCount("WORKER TIMEOUT"), "capacity has no timeout")
+
+	// More workers help here: the verdict lets the scale-up through.
+	s.askScaleUp(t)
+	waitFor(t, 30*time.Second, "a third worker", func() bool { return len(s.g.WorkerPIDs()) == 3 })
+	for _, inc := range s.incidents(t) {
+		for _, d := range inc.Decisions {
+			require.Empty(t, d.Refusal, "no refusal for capacity: %+v", inc.Decisions)
+		}
+	}
 }
 
 // A release switch to a slow version, then a HUP: the new workers run the
@@ -226,7 +275,8 @@ func TestScenarioBadDeploy(t *testing.T) {
 	current := filepath.Join(base, "current")
 	require.NoError(t, os.Symlink("releases/r1", current))
 
-	s := startScenario(t, gunicorntest.Options{Workers: 2, Timeout: 3, ExtraArgs: []string{"--chdir", current}})
+	s := startScenarioWith(t, gunicorntest.Options{Workers: 2, Timeout: 3, ExtraArgs: []string{"--chdir", current}},
+		receiverSection(t, t.TempDir()))
 	code, body, err := s.g.Get("/ok")
 	require.NoError(t, err)
 	require.Equal(t, 200, code, body)
@@ -244,4 +294,45 @@ func TestScenarioBadDeploy(t *testing.T) {
 	s.hold(t, 2, "/ok")
 	inc := s.waitVerdict(t, "deploy_regression", 60*time.Second)
 	require.Contains(t, inc.Summary+inc.decisive(), filepath.Join(base, "releases", "r2"), "the marker names the new release")
+
+	// More workers would run more of the slow release: the receiver
+	// refuses the scale-up and names the verdict.
+	s.askScaleUp(t)
+	waitFor(t, 30*time.Second, "the receiver's refusal in the incident", func() bool {
+		for _, inc := range s.incidents(t) {
+			for _, d := range inc.Decisions {
+				if d.Refusal == "verdict_deploy_regression" {
+					return true
+				}
+			}
+		}
+		return false
+	})
+	require.Len(t, s.g.WorkerPIDs(), 2, "no worker added")
+}
+
+// askScaleUp posts a firing scale_up alert for shop to the receiver's
+// webhook, as Alertmanager would.
+func (s *scenario) askScaleUp(t *testing.T) {
+	t.Helper()
+	labels := map[string]string{"alertname": "GunicornWorkerTimeouts", "app": "shop", "instance": "web-1:9615",
+		"reflex_action": "scale_up", "severity": "warning"}
+	body, err := json.Marshal(map[string]any{
+		"version": "4", "status": "firing", "receiver": "reflex", "groupKey": "{}:{app=\"shop\"}",
+		"groupLabels": map[string]string{"app": "shop"}, "commonLabels": labels, "commonAnnotations": map[string]string{},
+		"externalURL": "http://127.0.0.1:9093", "truncatedAlerts": 0,
+		"alerts": []map[string]any{{"status": "firing", "labels": labels, "annotations": map[string]string{},
+			"startsAt": time.Now().Add(-time.Minute).UTC().Format(time.RFC3339), "endsAt": "0001-01-01T00:00:00Z",
+			"generatorURL": "", "fingerprint": "5c0ffee5c0ffee01"}},
+	})
+	require.NoError(t, err)
+	req, err := http.NewRequest(http.MethodPost, s.exp.URL+"/api/v1/alerts", bytes.NewReader(body))
+	require.NoError(t, err)
+	req.Header.Set("Authorization", "Bearer "+scenarioToken)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	msg, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	require.Less(t, resp.StatusCode, 300, "%s", msg)
 }
