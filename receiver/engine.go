@@ -413,7 +413,9 @@ func (e *Engine) perform(ctx context.Context, q *appQueue, d policy.Decision, vi
 	if err := e.save(); err != nil {
 		e.logger.Error("state not saved after verification", "app", d.App, "err", err)
 	}
-	e.stats.lastAction(d.App, d.Action, d.At)
+	if eff.Outcome == intent.OutcomeVerified || eff.Outcome == intent.OutcomeVerificationFailed {
+		e.stats.lastAction(d.App, d.Action, d.At) // it was sent; a failed or kill-switched one was not
+	}
 	e.mu.Unlock()
 	v := d
 	v.At, v.Outcome, v.Refusal, v.Evidence = now, eff.Outcome, eff.Refusal, eff.Evidence

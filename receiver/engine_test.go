@@ -5,8 +5,12 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -178,6 +182,7 @@ func TestDuplicatesActOnce(t *testing.T) {
 	require.Equal(t, uint64(5), st.Decisions[DecisionKey{"shop", intent.ScaleUp, intent.OutcomeDeduplicated}])
 	require.Equal(t, uint64(1), st.Decisions[DecisionKey{"shop", intent.ScaleUp, intent.OutcomeVerified}])
 	require.Equal(t, 3, r.e.Status()[0].Desired)
+	require.Equal(t, t0, st.LastAction[DecisionKey{App: "shop", Action: intent.ScaleUp}])
 }
 
 // A re-sent alert with a new startsAt (HA peers may disagree, or it
@@ -412,4 +417,85 @@ func TestRestartSupersedesQueuedScale(t *testing.T) {
 	r.drain()
 	require.Equal(t, []string{"scale_up:superseded", "restart:acted", "restart:verified"}, auditOutcomes(t, filepath.Join(dir, "audit2.jsonl")))
 	require.Equal(t, intent.Restart, r.eff.performed[0].Action)
+}
+
+// D13: a receiver restarting over and over while a reload alert keeps
+// firing (a new alert each time) stays within the persisted budget, and the
+// circuit it opened stays open across restarts.
+func TestCrashLoopKeepsBudget(t *testing.T) {
+	dir := t.TempDir()
+	c := &clock{now: t0}
+	host := &fakeHost{workers: 2}
+	eff := &fakeEffector{host: host}
+	for i := range 6 {
+		store, err := state.Open(filepath.Join(dir, "state.json"), c.Now())
+		require.NoError(t, err)
+		aud, err := audit.Open(filepath.Join(dir, "audit.jsonl"), nil)
+		require.NoError(t, err)
+		e, err := New(Options{
+			Apps: []App{{Name: "shop", Rules: policy.Rules{Allow: []intent.Action{intent.Reload},
+				Cooldown: time.Minute, Grace: time.Minute, Budget: 2, BudgetWindow: time.Hour}}},
+			Host: host, Effector: eff, Store: store, Audit: aud, Journal: NewJournal(filepath.Join(dir, "pending.json")),
+			Now: c.Now, ReconcileEvery: -1,
+		})
+		require.NoError(t, err)
+		a := scaleUp(c.Now())
+		a.Action, a.Fingerprint = intent.Reload, fmt.Sprintf("%016x", i+1)
+		_, err = e.Submit(context.Background(), []intent.Alert{a}, nil)
+		require.NoError(t, err)
+		for e.Step(context.Background(), "shop") {
+		}
+		store.Close()
+		aud.Close()
+		c.Add(2 * time.Minute)
+	}
+	require.Equal(t, 2, eff.count(), "the budget, across six restarts")
+	require.Equal(t, []string{"reload:acted", "reload:verified", "reload:acted", "reload:verified", "reload:budget_exhausted",
+		"reload:circuit_open", "reload:circuit_open", "reload:circuit_open"}, auditOutcomes(t, filepath.Join(dir, "audit.jsonl")))
+}
+
+// C12 over HTTP: with the queue full the webhook answers 503 (Alertmanager
+// retries) and records nothing; the retry after the queue drained is
+// queued.
+func TestQueueFullIs503(t *testing.T) {
+	r := newRig(t, t.TempDir(), 1)
+	h, err := webhook.New(webhook.Options{Token: []byte(benchToken), Known: r.e.Known, Identity: []string{"web1.example"}, Observer: r.e}, r.e)
+	require.NoError(t, err)
+	send := func(fp string) int {
+		body := fmt.Sprintf(`{"version":"4","status":"firing","alerts":[{"status":"firing","labels":{"alertname":"X","app":"shop","reflex_action":"scale_up"},"startsAt":"2026-12-01T09:59:00Z","fingerprint":"%s"}]}`, fp)
+		req := httptest.NewRequest(http.MethodPost, "/api/v1/alerts", strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Authorization", "Bearer "+benchToken)
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, req)
+		return w.Code
+	}
+	require.Equal(t, http.StatusOK, send("00000000000000aa"))
+	require.Equal(t, http.StatusServiceUnavailable, send("00000000000000bb"))
+	require.Equal(t, http.StatusOK, send("00000000000000aa"), "a duplicate needs no room")
+	st := r.e.Stats()
+	require.Equal(t, uint64(1), st.QueueFull)
+	require.Equal(t, uint64(1), st.Requests[http.StatusServiceUnavailable])
+	require.Equal(t, uint64(1), st.Alerts[AlertKey{"firing", "queue_full"}])
+	r.drain()
+	require.Equal(t, http.StatusOK, send("00000000000000bb"))
+	require.Equal(t, 1, r.e.Status()[0].Queued)
+}
+
+type killSwitchEffector struct{ fakeEffector }
+
+func (k *killSwitchEffector) Perform(context.Context, policy.Decision, intent.AppView, string) Effect {
+	return Effect{Outcome: intent.OutcomeDryRun, Evidence: "the kill-switch file exists", Workers: 2}
+}
+
+// An action the kill switch stopped is audited as dry_run and sets no
+// last-action time: nothing was sent.
+func TestKillSwitchedActionIsNoLastAction(t *testing.T) {
+	r := newRig(t, t.TempDir(), 8)
+	r.e.opts.Effector = &killSwitchEffector{}
+	r.submit(t, scaleUp(t0))
+	r.drain()
+	require.Equal(t, []string{"scale_up:acted", "scale_up:dry_run"}, auditOutcomes(t, filepath.Join(r.dir, "audit.jsonl")))
+	require.Empty(t, r.e.Stats().LastAction)
+	require.Equal(t, 2, r.e.Status()[0].Desired, "the observed count: nothing retries")
 }

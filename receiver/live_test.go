@@ -99,6 +99,7 @@ func TestLiveVerificationFailedOnStoppedMaster(t *testing.T) {
 	for e.Step(ctx, "shop") {
 	}
 	require.Equal(t, []string{"scale_up:acted", "scale_up:verification_failed"}, auditOutcomes(t, auditPath))
+	require.Contains(t, e.Stats().LastAction, DecisionKey{App: "shop", Action: intent.ScaleUp}, "the TTIN was sent")
 	require.Equal(t, 2, e.Status()[0].Desired, "the observed count, so nothing retries")
 	require.NoError(t, g.Signal(syscall.SIGCONT))
 }

@@ -2,10 +2,14 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
+	"time"
 
 	"github.com/gunicorn-reflex/gunicorn-reflex/internal/config"
 	"github.com/gunicorn-reflex/gunicorn-reflex/internal/incident"
@@ -100,4 +104,53 @@ func (d *daemon) serveIncident(w http.ResponseWriter, r *http.Request) {
 
 func writeJSONError(w http.ResponseWriter, status int, msg string) {
 	writeJSON(w, status, map[string]string{"error": msg})
+}
+
+// runExplain runs `gunicorn-reflex explain [--app NAME] [--url URL]`: the
+// latest incident from the running daemon, as text. No incident is not an
+// error (exit 0, a line saying so); a daemon that cannot be asked is (1).
+func runExplain(ctx context.Context, f *flags, stdout, stderr io.Writer) int {
+	q := url.Values{"limit": {"1"}}
+	if f.explainApp != "" {
+		q.Set("app", f.explainApp)
+	}
+	u := strings.TrimRight(f.explainURL, "/") + incidentsAPI + "?" + q.Encode()
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		fmt.Fprintf(stderr, "%s: %v\n", programName, err)
+		return 1
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		fmt.Fprintf(stderr, "%s: %v\n", programName, err)
+		return 1
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 8<<20))
+	if resp.StatusCode != http.StatusOK {
+		fmt.Fprintf(stderr, "%s: GET %s: %s: %s\n", programName, u, resp.Status, strings.TrimSpace(string(body)))
+		return 1
+	}
+	var out struct {
+		Incidents []incident.Incident `json:"incidents"`
+	}
+	if err := json.Unmarshal(body, &out); err != nil {
+		fmt.Fprintf(stderr, "%s: unexpected answer from %s: %v\n", programName, u, err)
+		return 1
+	}
+	if len(out.Incidents) == 0 {
+		what := "any app"
+		if f.explainApp != "" {
+			what = f.explainApp
+		}
+		fmt.Fprintf(stdout, "No incident of %s is known to the daemon at %s.\n", what, f.explainURL)
+		return 0
+	}
+	if err := incident.WriteText(stdout, out.Incidents[0]); err != nil {
+		fmt.Fprintf(stderr, "%s: %v\n", programName, err)
+		return 1
+	}
+	return 0
 }

@@ -60,12 +60,16 @@ type flags struct {
 	oneShotRoutes     bool
 	oneShotCPUProfile string
 
-	// command is "" for the daemon, or the remediation sub-command
+	// command is "" for the daemon, "explain", or the remediation sub-command
 	// (status, pause, resume, reset-circuit) talking to a running daemon.
 	command              string
 	remediationURL       string
 	remediationTokenFile string
 	remediationApp       string
+
+	// explainApp and explainURL are `explain`'s (command "explain").
+	explainApp string
+	explainURL string
 }
 
 func parseFlags(args []string, stdout, stderr io.Writer) (*flags, error) {
@@ -101,6 +105,9 @@ func parseFlags(args []string, stdout, stderr io.Writer) (*flags, error) {
 	} {
 		rem.Command(c.name, c.help).Arg("APP", "The app, as named in receiver.apps.").Required().StringVar(&f.remediationApp)
 	}
+	explain := app.Command("explain", "Print the latest incident (its verdict, what to do, the evidence and the remediation decisions) from the running daemon's "+incidentsAPI+".")
+	explain.Flag("app", "Only this app's incidents.").StringVar(&f.explainApp)
+	explain.Flag("url", "Base URL of the running daemon.").Default("http://127.0.0.1" + defaultListenAddress).StringVar(&f.explainURL)
 	f.web = kingpinflag.AddFlags(app, defaultListenAddress)
 	promslogflag.AddFlags(app, f.log)
 	app.Version(version.Print(programName))
@@ -116,6 +123,9 @@ func parseFlags(args []string, stdout, stderr io.Writer) (*flags, error) {
 	}
 	if after, ok := strings.CutPrefix(cmd, "remediation "); ok {
 		f.command = after
+	}
+	if cmd == "explain" {
+		f.command = cmd
 	}
 	return f, nil
 }
@@ -133,6 +143,9 @@ func run(parent context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	f.log.Writer = stderr
 	logger := promslog.New(f.log)
+	if f.command == "explain" {
+		return runExplain(parent, f, stdout, stderr)
+	}
 	if f.command != "" {
 		return runRemediation(parent, f, stdout, stderr)
 	}

@@ -159,9 +159,10 @@ func (e *Engine) Step(ctx context.Context) {
 	defer e.stepMu.Unlock()
 
 	e.mu.Lock()
+	seen := e.opts.Now()
 	for _, ev := range e.opts.Timeline.Select(timeline.Query{AfterSeq: e.lastSeq}) {
 		e.lastSeq = ev.Seq
-		e.handleLocked(ev)
+		e.handleLocked(ev, seen)
 	}
 	apps := e.appsLocked()
 	anyOpen := len(e.open) > 0
@@ -205,9 +206,9 @@ func (e *Engine) Step(ctx context.Context) {
 		if r == nil {
 			switch {
 			case s.Sampled && s.Past80Timeout > 0:
-				r = e.openLocked(app, TriggerPast80, now, e.lastSeq+1)
+				r = e.openLocked(app, TriggerPast80, now, e.lastSeq+1, now)
 			case e.busy[app] >= 2:
-				r = e.openLocked(app, TriggerBacklog, now, e.lastSeq+1)
+				r = e.openLocked(app, TriggerBacklog, now, e.lastSeq+1, now)
 			default:
 				continue
 			}
@@ -288,15 +289,18 @@ func (e *Engine) appsLocked() []string {
 	return apps
 }
 
-// handleLocked applies one timeline event.
-func (e *Engine) handleLocked(ev timeline.Event) {
+// handleLocked applies one timeline event, read at seen. The quiet period
+// counts from when the engine read the activity, not from the event's own
+// time: a log's timestamps may be skewed against this host's clock or
+// read late after a follower caught up.
+func (e *Engine) handleLocked(ev timeline.Event, seen time.Time) {
 	if ev.App == "" {
 		return
 	}
 	r := e.open[ev.App]
 	if ev.Source == timeline.SourceReceiver {
 		if r == nil && opensOnAlert(ev) {
-			r = e.openLocked(ev.App, TriggerAlert, ev.Time, ev.Seq)
+			r = e.openLocked(ev.App, TriggerAlert, ev.Time, ev.Seq, seen)
 		}
 		if r != nil {
 			r.addDecision(ev, e.opts.MaxDecisions)
@@ -316,16 +320,14 @@ func (e *Engine) handleLocked(ev timeline.Event) {
 		if trigger == "" {
 			return
 		}
-		r = e.openLocked(ev.App, trigger, ev.Time, ev.Seq)
+		r = e.openLocked(ev.App, trigger, ev.Time, ev.Seq, seen)
 	}
 	if relevant(ev) {
 		r.addEvent(ev, e.opts.MaxEvents)
 	}
 	switch ev.Kind {
 	case timeline.KindWorkerTimeout, timeline.KindWorkerStuck, timeline.KindOOMConfirmed, timeline.KindWorkerWaitsOnBackend:
-		if ev.Time.After(r.lastActivity) {
-			r.lastActivity = ev.Time
-		}
+		r.lastActivity = seen
 	}
 }
 
@@ -353,14 +355,15 @@ func relevant(ev timeline.Event) bool {
 
 // openLocked opens an incident of app at at, with the evidence window from
 // Lookback before it: the app's events with a sequence number below upTo
-// (the caller adds the later ones as it reads them).
-func (e *Engine) openLocked(app, trigger string, at time.Time, upTo uint64) *record {
+// (the caller adds the later ones as it reads them). seen starts the
+// quiet period.
+func (e *Engine) openLocked(app, trigger string, at time.Time, upTo uint64, seen time.Time) *record {
 	e.nextID++
 	r := &record{
 		inc: Incident{ID: strconv.Itoa(e.nextID), App: app, State: StateOpen, OpenedAt: at, Trigger: trigger,
 			Cause: CauseUnknown, Evidence: []Evidence{}, Decisions: []Decision{}},
 		perKind:      map[string]int{},
-		lastActivity: at,
+		lastActivity: seen,
 	}
 	for _, ev := range e.opts.Timeline.Select(timeline.Query{App: app, From: at.Add(-e.opts.Lookback)}) {
 		if ev.Seq >= upTo {
