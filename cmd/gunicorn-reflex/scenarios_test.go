@@ -7,6 +7,7 @@ package main_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -14,6 +15,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -23,6 +25,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/gunicorn-reflex/gunicorn-reflex/internal/gunicorntest"
+	"github.com/gunicorn-reflex/gunicorn-reflex/internal/pgtest"
 	"github.com/gunicorn-reflex/gunicorn-reflex/internal/reflextest"
 )
 
@@ -298,17 +301,23 @@ func TestScenarioBadDeploy(t *testing.T) {
 	// More workers would run more of the slow release: the receiver
 	// refuses the scale-up and names the verdict.
 	s.askScaleUp(t)
-	waitFor(t, 30*time.Second, "the receiver's refusal in the incident", func() bool {
+	s.waitRefusal(t, "verdict_deploy_regression")
+	require.Len(t, s.g.WorkerPIDs(), 2, "no worker added")
+}
+
+// waitRefusal waits until the incident's decisions hold the refusal.
+func (s *scenario) waitRefusal(t *testing.T, refusal string) {
+	t.Helper()
+	waitFor(t, 30*time.Second, "the receiver's refusal "+refusal+" in the incident", func() bool {
 		for _, inc := range s.incidents(t) {
 			for _, d := range inc.Decisions {
-				if d.Refusal == "verdict_deploy_regression" {
+				if d.Refusal == refusal {
 					return true
 				}
 			}
 		}
 		return false
 	})
-	require.Len(t, s.g.WorkerPIDs(), 2, "no worker added")
 }
 
 // askScaleUp posts a firing scale_up alert for shop to the receiver's
@@ -335,4 +344,79 @@ func (s *scenario) askScaleUp(t *testing.T) {
 	msg, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	require.Less(t, resp.StatusCode, 300, "%s", msg)
+}
+
+// dbScenario is shop on a throwaway PostgreSQL (through PgBouncer when
+// bouncer is set), watched by gunicorn-reflex's PostgreSQL (and PgBouncer)
+// collectors.
+func startDBScenario(t *testing.T, c *pgtest.Cluster, b *pgtest.Bouncer, opts gunicorntest.Options, receiver bool) *scenario {
+	t.Helper()
+	dir := t.TempDir()
+	pgDSN := filepath.Join(dir, "pg.dsn")
+	require.NoError(t, os.WriteFile(pgDSN, []byte(c.DSN(pgtest.Superuser)), 0o600))
+	extra := fmt.Sprintf("postgres:\n  - name: main\n    dsn_file: %s\n    age_thresholds: [1s]\n", pgDSN)
+	appDSN := c.DSN(pgtest.Superuser)
+	if b != nil {
+		bDSN := filepath.Join(dir, "bouncer.dsn")
+		require.NoError(t, os.WriteFile(bDSN, []byte(b.AdminDSN(pgtest.Superuser)), 0o600))
+		extra += fmt.Sprintf("pgbouncer:\n  - name: pool\n    dsn_file: %s\n", bDSN)
+		appDSN = b.DSN(pgtest.Superuser, "postgres")
+	}
+	if receiver {
+		extra += receiverSection(t, dir)
+	}
+	opts.Env = append(opts.Env, gunicorntest.PgDSNEnv+"="+appDSN)
+	s := startScenarioWith(t, opts, extra)
+	s.exp.WaitValue(t, 15*time.Second, 1, "reflex_pg_up", "target", "main")
+	return s
+}
+
+// A view over pg_sleep: the stuck workers' backends run one long query:
+// database_slow_query.
+func TestScenarioSlowQuery(t *testing.T) {
+	c := pgtest.Start(t, pgtest.Options{})
+	c.Exec(t, "CREATE VIEW reflex_slow AS SELECT 1 AS one FROM pg_sleep(30)")
+	s := startDBScenario(t, c, nil, gunicorntest.Options{Workers: 2, Timeout: 5}, true)
+	s.hold(t, 2, "/dbview")
+	inc := s.waitVerdict(t, "database_slow_query", 60*time.Second)
+	require.NotEmpty(t, inc.decisive())
+	require.Contains(t, strings.ToLower(inc.Advice), "statement_timeout")
+
+	// More workers would run more of the slow query: refused.
+	s.askScaleUp(t)
+	s.waitRefusal(t, "verdict_database_slow_query")
+	require.Len(t, s.g.WorkerPIDs(), 2, "no worker added")
+}
+
+// A row lock held by a session left idle in transaction: the workers'
+// UPDATEs wait on it: database_lock, naming the blocker.
+func TestScenarioLockWait(t *testing.T) {
+	c := pgtest.Start(t, pgtest.Options{})
+	c.Exec(t, "CREATE TABLE reflex_items (id int PRIMARY KEY, n int NOT NULL)")
+	c.Exec(t, "INSERT INTO reflex_items VALUES (1, 0)")
+	holder := c.Connect(t, c.DSN(pgtest.Superuser))
+	ctx := context.Background()
+	var blocker int
+	require.NoError(t, holder.QueryRow(ctx, "SELECT pg_backend_pid()").Scan(&blocker))
+	_, err := holder.Exec(ctx, "BEGIN")
+	require.NoError(t, err)
+	_, err = holder.Exec(ctx, "SELECT * FROM reflex_items WHERE id = 1 FOR UPDATE")
+	require.NoError(t, err)
+	c.WaitFor(t, 10*time.Second, "SELECT count(*) = 1 FROM pg_stat_activity WHERE state = 'idle in transaction'")
+	s := startDBScenario(t, c, nil, gunicorntest.Options{Workers: 2, Timeout: 5}, false)
+	s.hold(t, 2, "/dbrow?id=1")
+	inc := s.waitVerdict(t, "database_lock", 60*time.Second)
+	require.Contains(t, inc.Summary+inc.Advice+inc.decisive(), "idle in transaction")
+	require.Contains(t, inc.Summary+inc.Advice+inc.decisive(), strconv.Itoa(blocker), "the blocker is named")
+}
+
+// PgBouncer with pool_size 1 and concurrent requests: one holds the only
+// server connection, the others wait in the pool: database_pool_exhausted.
+func TestScenarioPoolExhausted(t *testing.T) {
+	c := pgtest.Start(t, pgtest.Options{})
+	b := pgtest.StartBouncer(t, c, pgtest.BouncerOptions{PoolSize: 1})
+	s := startDBScenario(t, c, b, gunicorntest.Options{Workers: 3, Timeout: 5}, false)
+	s.hold(t, 3, "/db?s=30")
+	inc := s.waitVerdict(t, "database_pool_exhausted", 60*time.Second)
+	require.NotEmpty(t, inc.decisive())
 }

@@ -334,8 +334,7 @@ func (f facts) memoryConfirmed(in Input) Verdict {
 }
 
 func (f facts) lock(in Input) Verdict {
-	e := f.lockLinks[0]
-	blocker := e.Attrs["blocked_by_0"]
+	e, blocker := rootBlocker(f.lockLinks)
 	sum := fmt.Sprintf("Workers of %s wait on PostgreSQL backend %s, which waits on a lock", in.App, e.Attrs["backend_pid"])
 	advice := "Find the session holding the lock (pg_blocking_pids) and end it; set lock_timeout so requests fail before the worker timeout."
 	if blocker != "" {
@@ -350,6 +349,39 @@ func (f facts) lock(in Input) Verdict {
 	}
 	return Verdict{Cause: CauseDatabaseLock, Confidence: 0.9, Rule: 2, Summary: sum + ".", Advice: advice,
 		Decisive: events(f.lockLinks)}
+}
+
+// rootBlocker follows the lock chain to its root: later waiters queue on
+// the tuple lock and name earlier waiters (pg_blocking_pids), so the
+// blocker that is not itself a waiting backend of the app is the one
+// holding the lock; one idle in transaction wins. Without such a blocker
+// it is the first link's first blocker.
+func rootBlocker(links []timeline.Event) (timeline.Event, string) {
+	waiting := map[string]bool{}
+	for _, l := range links {
+		waiting[l.Attrs["backend_pid"]] = true
+	}
+	var root timeline.Event
+	found := ""
+	for _, l := range links {
+		for i := 0; ; i++ {
+			b, ok := l.Attrs[fmt.Sprintf("blocked_by_%d", i)]
+			if !ok {
+				break
+			}
+			var pid int
+			if _, err := fmt.Sscanf(b, "pid %d", &pid); err != nil || waiting[strconv.Itoa(pid)] {
+				continue
+			}
+			if found == "" || (strings.Contains(b, "idle in transaction") && !strings.Contains(found, "idle in transaction")) {
+				root, found = l, b
+			}
+		}
+	}
+	if found == "" {
+		return links[0], links[0].Attrs["blocked_by_0"]
+	}
+	return root, found
 }
 
 func (f facts) slowQuery(in Input) Verdict {
