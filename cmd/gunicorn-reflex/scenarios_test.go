@@ -420,3 +420,88 @@ func TestScenarioPoolExhausted(t *testing.T) {
 	inc := s.waitVerdict(t, "database_pool_exhausted", 60*time.Second)
 	require.NotEmpty(t, inc.decisive())
 }
+
+// memoryCgroupV1 makes a child of this process's cgroup v1 memory cgroup
+// limited to limit bytes (swap included where the kernel accounts it),
+// removed at cleanup; it returns why not when the machine does not allow
+// it (not root, no v1 memory hierarchy: cgroup v2 hosts often do not
+// delegate the memory controller to a test).
+func memoryCgroupV1(t *testing.T, limit int64) (string, string) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		return "", "creating a cgroup needs root"
+	}
+	own, err := os.ReadFile("/proc/self/cgroup")
+	if err != nil {
+		return "", err.Error()
+	}
+	rel := ""
+	found := false
+	for _, l := range strings.Split(string(own), "\n") {
+		parts := strings.SplitN(l, ":", 3)
+		if len(parts) == 3 && strings.Contains(","+parts[1]+",", ",memory,") {
+			rel, found = parts[2], true
+		}
+	}
+	const mount = "/sys/fs/cgroup/memory"
+	if !found {
+		return "", "no cgroup v1 memory hierarchy for this process"
+	}
+	if _, err := os.Stat(filepath.Join(mount, "memory.limit_in_bytes")); err != nil {
+		return "", "no cgroup v1 memory hierarchy mounted at " + mount
+	}
+	parent := filepath.Join(mount, rel)
+	dir := filepath.Join(parent, fmt.Sprintf("reflex-scenario-%d-%d", os.Getpid(), time.Now().UnixNano()))
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		return "", err.Error()
+	}
+	t.Cleanup(func() {
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			b, _ := os.ReadFile(filepath.Join(dir, "cgroup.procs"))
+			for _, f := range strings.Fields(string(b)) {
+				_ = os.WriteFile(filepath.Join(parent, "cgroup.procs"), []byte(f), 0o644)
+			}
+			if err := os.Remove(dir); err == nil || os.IsNotExist(err) || time.Now().After(deadline) {
+				return
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	})
+	settings := []string{"memory.limit_in_bytes"}
+	if _, err := os.Stat(filepath.Join(dir, "memory.memsw.limit_in_bytes")); err == nil {
+		settings = append(settings, "memory.memsw.limit_in_bytes")
+	}
+	for _, f := range settings {
+		if err := os.WriteFile(filepath.Join(dir, f), []byte(strconv.FormatInt(limit, 10)), 0o644); err != nil {
+			return "", err.Error()
+		}
+	}
+	return dir, ""
+}
+
+// A worker in a memory-limited cgroup allocating past the limit: the
+// kernel's OOM killer takes it (SIGKILL, no WORKER TIMEOUT), the cgroup's
+// oom_kill counter confirms it: memory_oom.
+func TestScenarioMemoryOOM(t *testing.T) {
+	cg, reason := memoryCgroupV1(t, 96<<20)
+	if reason != "" {
+		// A skip even under REFLEX_REQUIRE_REAL=1, on purpose: whether a
+		// test may create a memory cgroup depends on the kernel and on how
+		// the container delegates cgroups, not on installed packages.
+		t.Skipf("cannot create a memory-limited cgroup here (this scenario may skip even under REFLEX_REQUIRE_REAL=1): %s", reason)
+	}
+	s := startScenarioWith(t, gunicorntest.Options{Workers: 1, Timeout: 30}, receiverSection(t, t.TempDir()))
+	victim := s.g.WorkerPIDs()[0]
+	require.NoError(t, os.WriteFile(filepath.Join(cg, "cgroup.procs"), []byte(strconv.Itoa(victim)), 0o644))
+	// Two /proc passes, so the OOM watcher knows the worker's new cgroup
+	// (and its oom_kill baseline) before the kill.
+	time.Sleep(5 * time.Second)
+	status, body, err := s.g.Get("/alloc?mb=512")
+	require.False(t, err == nil && status == 200, "the allocation succeeded: %d %s", status, body)
+	inc := s.waitVerdict(t, "memory_oom", 60*time.Second)
+	require.Contains(t, inc.decisive(), "oom_confirmed")
+
+	s.askScaleUp(t)
+	s.waitRefusal(t, "verdict_memory_oom")
+}
