@@ -28,7 +28,9 @@ func tree(t *testing.T, files map[string]string) string {
 	return root
 }
 
-func write(t *testing.T, root, p, content string) {
+func write(t *testing.T, root, p, content string) { writeB(t, root, p, content) }
+
+func writeB(t testing.TB, root, p, content string) {
 	t.Helper()
 	full := filepath.Join(root, p)
 	require.NoError(t, os.MkdirAll(filepath.Dir(full), 0o755))
