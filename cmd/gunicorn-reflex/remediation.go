@@ -142,6 +142,7 @@ func (d *daemon) startReceiver(ctx context.Context, cfg *config.Config) error {
 	d.mux.Handle(config.ReceiverPath, hook)
 	d.mux.HandleFunc("GET "+remediationAPI+"status", r.serveStatus)
 	d.mux.HandleFunc("POST "+remediationAPI+"{op}/{app}", r.serveControl)
+	d.mux.HandleFunc("POST "+deploysPath, d.serveDeploy(r))
 	d.receiver = r
 	r.wg.Add(1)
 	go func() {

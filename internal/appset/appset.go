@@ -111,6 +111,9 @@ type Manager struct {
 	overlays map[string]time.Duration
 	// containers is where discovery finds container logs (RunDiscovery).
 	containers containerDiscovery
+
+	deployOnce sync.Once
+	deploy     *deployWatch // deploy markers, see deploys()
 }
 
 // EnableProc turns on live worker state from /proc (masters come from
@@ -155,7 +158,11 @@ func (m *Manager) Apply(cfg *config.Config) {
 	m.logs = cfg.Logs
 	want := map[string]Spec{}
 	m.overlays = map[string]time.Duration{}
+	markers := map[string]string{}
 	for _, a := range cfg.Apps {
+		if a.DeployMarker != "" {
+			markers[a.Name] = a.DeployMarker
+		}
 		if a.Overlay() {
 			m.overlays[a.Name] = a.Timeout.D()
 			if m.proc != nil {
@@ -172,6 +179,7 @@ func (m *Manager) Apply(cfg *config.Config) {
 		}
 		want[a.Name] = sharedFile(spec)
 	}
+	m.deploys().setMarkers(markers)
 	for name, p := range m.apps {
 		spec, keep := want[name]
 		if p.spec.Source == SourceConfig && !keep {

@@ -66,6 +66,7 @@ func (m *Manager) discoverOnce(fs procinfo.FS, reported map[string]string, follo
 		return
 	}
 	m.resolvePidfileApps(masters, reported)
+	m.checkDeploys(masters, follow)
 	if !follow {
 		return
 	}

@@ -193,6 +193,7 @@ func (p *pipeline) record(facts []lifecycle.Fact) {
 			PID:    f.PID,
 			Cause:  f.Cause,
 			Detail: f.Detail,
+			Attrs:  f.Attrs,
 		})
 		if f.Kind == lifecycle.FactMasterNotReaping {
 			p.logger.Error("this Gunicorn master does not replace dead workers: it logged \"Unhandled signal: cld\", a bug of Gunicorn 24.0.0 fixed in 24.1.0; the app loses a worker at every death until restarted, so upgrade Gunicorn",

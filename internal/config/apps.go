@@ -33,6 +33,10 @@ type App struct {
 	// app's stderr and stdout (Gunicorn's "-" logs); it wins over what
 	// discovery finds.
 	ContainerLog ContainerLog `yaml:"container_log"`
+	// DeployMarker is a file a release process writes (a version, a
+	// commit); a change of its first line (or, when empty, its mtime) is a
+	// deploy marker in the timeline. Absolute; "" for none.
+	DeployMarker string `yaml:"deploy_marker"`
 }
 
 // ContainerLog names a container runtime's log file.
@@ -46,8 +50,8 @@ type ContainerLog struct {
 }
 
 // Overlay reports whether the entry names no log and no pidfile: it only
-// sets the timeout of the discovered app of that name, and leaves
-// discovery on.
+// sets the timeout (or the deploy marker) of the discovered app of that
+// name, and leaves discovery on.
 func (a App) Overlay() bool {
 	return a.ErrorLog == "" && a.AccessLog == "" && a.Pidfile == "" && a.ContainerLog.Path == "" && a.JournalUnit == ""
 }
@@ -100,13 +104,13 @@ func (c *Config) validateApps() error {
 		if err := validateContainerLog(a, field); err != nil {
 			return err
 		}
-		if a.Overlay() && a.Timeout == 0 {
+		if a.Overlay() && a.Timeout == 0 && a.DeployMarker == "" {
 			return &Error{Field: field("error_log"), Msg: "an app needs at least one of error_log, access_log, pidfile, container_log or journal_unit; or, to set the timeout of the discovered app of that name, timeout"}
 		}
 		if err := a.validateJournal(field); err != nil {
 			return err
 		}
-		for _, p := range []struct{ name, val string }{{"error_log", a.ErrorLog}, {"access_log", a.AccessLog}, {"pidfile", a.Pidfile}} {
+		for _, p := range []struct{ name, val string }{{"error_log", a.ErrorLog}, {"access_log", a.AccessLog}, {"pidfile", a.Pidfile}, {"deploy_marker", a.DeployMarker}} {
 			if p.val != "" && !filepath.IsAbs(p.val) && (a.JournalUnit == "" || p.name != "access_log" || p.val != "-") {
 				return &Error{Field: field(p.name), Msg: fmt.Sprintf("%q must be an absolute path", p.val)}
 			}

@@ -75,6 +75,11 @@ func TestAppByNameOverlaysDiscovery(t *testing.T) {
 	require.NoError(t, err)
 	require.False(t, cfg.DiscoveryEnabled(), "an app with a log is explicit: discovery off unless asked for")
 	require.False(t, cfg.Apps[1].Overlay())
+
+	cfg, err = Parse([]byte("apps:\n  - name: shop\n    deploy_marker: /srv/shop/REVISION\n"))
+	require.NoError(t, err, "a by-name entry may name only a deploy marker")
+	require.True(t, cfg.Apps[0].Overlay())
+	require.Equal(t, "/srv/shop/REVISION", cfg.Apps[0].DeployMarker)
 }
 
 // Every bad config names the field and the line at fault.
@@ -103,6 +108,7 @@ func TestBadConfigNamesFieldAndLine(t *testing.T) {
 		{"container log and error log", "apps:\n  - name: a\n    error_log: /x.log\n    container_log:\n      path: /y.log\n      format: cri\n", 4, "apps[0].container_log", "one of them"},
 		{"relative docker data root", "discovery:\n  docker_data_root: docker\n", 2, "discovery.docker_data_root", "absolute path"},
 		{"by-name entry without a timeout", "apps:\n  - name: a\n    timeout: 0s\n", 2, "apps[0].error_log", "to set the timeout of the discovered app"},
+		{"relative deploy marker", "apps:\n  - name: a\n    deploy_marker: REVISION\n", 3, "apps[0].deploy_marker", "absolute path"},
 		{"by-name entry with a negative timeout", "apps:\n  - name: a\n    timeout: -3s\n", 3, "apps[0].timeout", "not a valid duration"},
 		{"bad duration", "logs:\n  poll_interval: fast\n", 2, "logs.poll_interval", "not a valid duration"},
 		{"duration in a list", "postgres:\n  - name: main\n    dsn_env: X\n    age_thresholds: [1s, soon]\n", 4, "postgres[0].age_thresholds[1]", `"soon" is not a valid duration`},

@@ -10,6 +10,9 @@
 //  1. A release symlink: when a component of the app directory is a
 //     symbolic link (Capistrano's and Ansible's `current -> releases/...`),
 //     the directory it resolves to is the release; a new target is a deploy.
+//     When the directory was reached without a link (the kernel's resolved
+//     cwd of a master whose --chdir setproctitle hid), a link next to its
+//     releases directory that points into it is the release link.
 //  2. The git HEAD of the app directory (or of the nearest parent holding
 //     .git, at most MaxGitUp levels up): .git/HEAD and the ref it names,
 //     loose or in packed-refs, read as files (no git binary). A new commit is
@@ -239,6 +242,65 @@ func (st *State) readRelease(root, dir string) error {
 	}
 	if link != "" {
 		st.Release, st.ReleaseLink, st.ReleaseTime = resolved, link, linkTime
+		return nil
+	}
+	return st.readReleaseSibling(root, resolved)
+}
+
+// maxSiblings bounds how many entries of a releases directory's parent
+// are looked at for the release link.
+const maxSiblings = 64
+
+// readReleaseSibling finds the release link of a directory that was
+// reached without one: the kernel has already resolved a master's cwd
+// (setproctitle hides its --chdir, and its PWD), so /srv/app/releases/r1
+// is all there is. The link is then a symbolic link in the releases
+// directory's parent (/srv/app/current) that points into that releases
+// directory: the one named "current" if there is one, else the one
+// pointing at dir itself, else the only one (more than one is no answer).
+func (st *State) readReleaseSibling(root, dir string) error {
+	releases := path.Dir(dir)
+	if releases == "/" || releases == "." {
+		return nil
+	}
+	parent := path.Dir(releases)
+	entries, err := os.ReadDir(host(root, parent))
+	if err != nil {
+		return nil // nothing to read is no release, not a fault
+	}
+	var current, atDir, only *State
+	n := 0
+	for i, e := range entries {
+		if i >= maxSiblings {
+			break
+		}
+		if e.Type()&fs.ModeSymlink == 0 {
+			continue
+		}
+		cand := &State{}
+		link := path.Join(parent, e.Name())
+		if err := cand.readRelease(root, link); err != nil || cand.ReleaseLink != link || path.Dir(cand.Release) != releases {
+			continue
+		}
+		n++
+		switch {
+		case e.Name() == "current":
+			current = cand
+		case cand.Release == dir && atDir == nil:
+			atDir = cand
+		default:
+			only = cand
+		}
+	}
+	pick := current
+	if pick == nil {
+		pick = atDir
+	}
+	if pick == nil && n == 1 {
+		pick = only
+	}
+	if pick != nil {
+		st.Release, st.ReleaseLink, st.ReleaseTime = pick.Release, pick.ReleaseLink, pick.ReleaseTime
 	}
 	return nil
 }

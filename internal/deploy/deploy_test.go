@@ -28,7 +28,9 @@ func tree(t *testing.T, files map[string]string) string {
 	return root
 }
 
-func write(t *testing.T, root, p, content string) {
+func write(t *testing.T, root, p, content string) { writeB(t, root, p, content) }
+
+func writeB(t testing.TB, root, p, content string) {
 	t.Helper()
 	full := filepath.Join(root, p)
 	require.NoError(t, os.MkdirAll(filepath.Dir(full), 0o755))
@@ -296,4 +298,30 @@ func TestDetectorIsBounded(t *testing.T) {
 		_, _ = d.Check(strings.Repeat("a", 1+i%7)+string(rune('A'+i%26))+time.Duration(i).String(), Target{}, now.Add(time.Duration(i)))
 	}
 	require.LessOrEqual(t, len(d.last), MaxApps)
+}
+
+// A master's cwd is already resolved (releases/r1): the release link is
+// found next to the releases directory.
+func TestObserveReleaseFromResolvedCwd(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		files map[string]string
+		want  string
+	}{
+		{"current", map[string]string{"srv/app/releases/r1/": "", "srv/app/releases/r2/": "", "srv/app/current": "->releases/r2"}, "/srv/app/releases/r2"},
+		{"current wins over previous", map[string]string{"srv/app/releases/r1/": "", "srv/app/releases/r2/": "",
+			"srv/app/current": "->releases/r2", "srv/app/previous": "->releases/r1"}, "/srv/app/releases/r2"},
+		{"the link at the directory", map[string]string{"srv/app/releases/r1/": "", "srv/app/releases/r0/": "",
+			"srv/app/live": "->releases/r1", "srv/app/old": "->releases/r0"}, "/srv/app/releases/r1"},
+		{"two other links: no answer", map[string]string{"srv/app/releases/r1/": "", "srv/app/releases/r2/": "", "srv/app/releases/r3/": "",
+			"srv/app/a": "->releases/r2", "srv/app/b": "->releases/r3"}, ""},
+		{"links elsewhere do not count", map[string]string{"srv/app/releases/r1/": "", "srv/app/logs": "->/var/log"}, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			root := tree(t, tc.files)
+			st, err := Observe(Options{Root: root}, Target{Dir: "/srv/app/releases/r1"})
+			require.NoError(t, err)
+			require.Equal(t, tc.want, st.Release)
+		})
+	}
 }

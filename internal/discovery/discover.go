@@ -152,6 +152,11 @@ type Master struct {
 	// value came from when that is not obvious.
 	Notes []string
 
+	// AppDir is the app directory as the master was told it (--chdir, else
+	// the PWD it started in, else its cwd), possibly through a release
+	// symlink; "" when unknown. Deploy markers watch it.
+	AppDir string
+
 	// ConfiguredWorkers is the master's workers setting (-w, config file,
 	// control socket): what a HUP resets the worker count to. 0 when it
 	// was not found.
@@ -390,6 +395,7 @@ func inspect(fs procinfo.FS, procs map[int]*gproc, p *gproc, opts Options) (Mast
 	in.settings(p.inv) // first: --control-socket tells listen which socket is not a listener
 	in.listen()
 	in.resolve(p.inv)
+	m.AppDir = in.appDir()
 	if permErr != nil {
 		return m, fmt.Errorf("master %d: %w", p.pid, permErr)
 	}

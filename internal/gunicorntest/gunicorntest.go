@@ -40,8 +40,10 @@ import (
 // /lock?s=F (futex wait on a lock a background thread holds for s seconds),
 // /recv?port=P (block in recv on a connection to 127.0.0.1:P until the peer
 // sends or closes), /db?s=F (psycopg2 SELECT pg_sleep(F) on the DSN in
-// REFLEX_TEST_PG_DSN; psycopg2 is imported lazily). Bad parameters give 400,
-// unknown paths 404.
+// REFLEX_TEST_PG_DSN; psycopg2 is imported lazily), /dbview (SELECT * FROM
+// reflex_slow, a view the test creates, e.g. over pg_sleep) and /dbrow?id=N
+// (UPDATE reflex_items SET n = n + 1 WHERE id = N, committed). Bad
+// parameters give 400, unknown paths 404.
 //
 //go:embed app/reflexapp.py
 var AppSource []byte

@@ -81,8 +81,9 @@
 //  12. unknown (0), saying what the stuck workers were doing.
 //
 // Whatever the rule, the innermost app frame of the newest timeout's
-// traceback (attribute app_frame of the worker_timeout event, which
-// Gunicorn >= 22 logs) is decisive evidence: it is where the worker was
+// traceback (the worker_timeout_frame event the error log gives after the
+// timeout, or attribute app_frame of the worker_timeout event; Gunicorn >=
+// 22 logs the traceback) is decisive evidence: it is where the worker was
 // stuck. Every verdict carries a line of advice: what a person should do.
 //
 // The Engine is also an intent.Guard (verdictguard.go): a scale-up is

@@ -156,6 +156,7 @@ type facts struct {
 	stuckOther   []timeline.Event
 	strongDeploy []timeline.Event // code changes
 	weakDeploy   []timeline.Event // reloads, promotions, new masters
+	frames       []timeline.Event // worker_timeout_frame: the app frame of a timeout's traceback
 }
 
 // isCodeChange reports whether e says the app's code changed: the deploy
@@ -170,6 +171,8 @@ func classify(in Input) facts {
 		switch {
 		case e.Kind == timeline.KindWorkerTimeout:
 			f.timeouts = append(f.timeouts, e)
+		case e.Kind == timeline.KindWorkerTimeoutFrame:
+			f.frames = append(f.frames, e)
 		case e.Kind == timeline.KindOOMConfirmed:
 			f.oomConfirmed = append(f.oomConfirmed, e)
 		case e.Kind == timeline.KindOOMSuspected:
@@ -228,6 +231,14 @@ func isDatabasePeer(e timeline.Event, dbPorts []int) bool {
 
 // frame is the innermost app frame of the newest timeout that has one.
 func (f facts) frame() (Evidence, bool) {
+	// The traceback is logged after the WORKER TIMEOUT line, so the
+	// error log gives the frame as an event of its own.
+	for i := len(f.frames) - 1; i >= 0; i-- {
+		if e := f.frames[i]; e.Attrs[AttrAppFrame] != "" {
+			return Evidence{Time: e.Time, Seq: e.Seq, Source: e.Source, Kind: FactAppFrame, PID: e.PID,
+				Detail: e.Attrs[AttrAppFrame], Decisive: true, Attrs: e.Attrs}, true
+		}
+	}
 	for i := len(f.timeouts) - 1; i >= 0; i-- {
 		e := f.timeouts[i]
 		fr := e.Attrs[AttrAppFrame]
@@ -323,8 +334,7 @@ func (f facts) memoryConfirmed(in Input) Verdict {
 }
 
 func (f facts) lock(in Input) Verdict {
-	e := f.lockLinks[0]
-	blocker := e.Attrs["blocked_by_0"]
+	e, blocker := rootBlocker(f.lockLinks)
 	sum := fmt.Sprintf("Workers of %s wait on PostgreSQL backend %s, which waits on a lock", in.App, e.Attrs["backend_pid"])
 	advice := "Find the session holding the lock (pg_blocking_pids) and end it; set lock_timeout so requests fail before the worker timeout."
 	if blocker != "" {
@@ -339,6 +349,39 @@ func (f facts) lock(in Input) Verdict {
 	}
 	return Verdict{Cause: CauseDatabaseLock, Confidence: 0.9, Rule: 2, Summary: sum + ".", Advice: advice,
 		Decisive: events(f.lockLinks)}
+}
+
+// rootBlocker follows the lock chain to its root: later waiters queue on
+// the tuple lock and name earlier waiters (pg_blocking_pids), so the
+// blocker that is not itself a waiting backend of the app is the one
+// holding the lock; one idle in transaction wins. Without such a blocker
+// it is the first link's first blocker.
+func rootBlocker(links []timeline.Event) (timeline.Event, string) {
+	waiting := map[string]bool{}
+	for _, l := range links {
+		waiting[l.Attrs["backend_pid"]] = true
+	}
+	var root timeline.Event
+	found := ""
+	for _, l := range links {
+		for i := 0; ; i++ {
+			b, ok := l.Attrs[fmt.Sprintf("blocked_by_%d", i)]
+			if !ok {
+				break
+			}
+			var pid int
+			if _, err := fmt.Sscanf(b, "pid %d", &pid); err != nil || waiting[strconv.Itoa(pid)] {
+				continue
+			}
+			if found == "" || (strings.Contains(b, "idle in transaction") && !strings.Contains(found, "idle in transaction")) {
+				root, found = l, b
+			}
+		}
+	}
+	if found == "" {
+		return links[0], links[0].Attrs["blocked_by_0"]
+	}
+	return root, found
 }
 
 func (f facts) slowQuery(in Input) Verdict {

@@ -2,6 +2,7 @@ package lifecycle
 
 import (
 	"fmt"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -814,7 +815,7 @@ func TestUnreapedWorkers(t *testing.T) {
 		}
 	}
 	want := Fact{Time: logBase.Add(5 * time.Second), Kind: FactMasterNotReaping, PID: 100, Detail: "24.0.0"}
-	if len(got) != 1 || got[0] != want {
+	if len(got) != 1 || !reflect.DeepEqual(got[0], want) {
 		t.Errorf("facts %+v, want once %+v", got, want)
 	}
 

@@ -22,6 +22,7 @@ type Tracker struct {
 	lastMaster  int
 	multiMaster bool
 	openExc     int // pid of the open "Exception in worker process" record
+	frames      frameScan
 
 	facts []Fact
 }
@@ -49,6 +50,7 @@ func (t *Tracker) ObserveLine(line []byte) []Fact {
 	l := t.folder.Feed(line)
 	if l.Closed.Block != errorlog.BlockNone {
 		t.recordClosed(l.Closed)
+		t.endFrames(stamp{wall: now.wall, log: l.Closed.Time, hasLog: l.Closed.HasTime})
 	}
 	switch l.Kind {
 	case errorlog.LineHeader:
@@ -63,6 +65,9 @@ func (t *Tracker) ObserveLine(line []byte) []Fact {
 			t.openExc = h.PID
 		}
 		t.handle(ev, h.PID, now)
+		if ev.Kind == errorlog.EventErrorHandlingRequest {
+			t.startFrames(h.PID)
+		}
 		return t.facts
 	case errorlog.LineRaw:
 		t.counts.RawLines++
@@ -71,6 +76,7 @@ func (t *Tracker) ObserveLine(line []byte) []Fact {
 	case errorlog.LineMalformed:
 		t.counts.ParseFailures++
 	case errorlog.LineContinuation:
+		t.frameLine(line)
 		if l.Recovered != nil {
 			// A logging-error report lost a record. Only the reap lines
 			// come from the SIGCHLD handler, where the reentrant write

@@ -300,6 +300,7 @@ const (
 var AllFactKinds = []string{
 	FactWorkerTimeout, FactWorkerExit, FactWorkerBoot, FactMasterStart, FactMasterReload,
 	FactMasterShutdown, FactBootFailure, FactMasterSignal, FactMasterPromoted, FactMasterNotReaping,
+	FactWorkerTimeoutFrame,
 }
 
 // Fact is one conclusion, for the event timeline. PID and Detail are
@@ -315,6 +316,7 @@ var AllFactKinds = []string{
 //	master_signal    PID master, Cause the signal name ("hup", ...)
 //	master_promoted  PID master
 //	master_not_reaping  PID master, Detail its version (the "Starting gunicorn X")
+//	worker_timeout_frame  PID worker, Detail "innermost app frame at file:line in function", Attrs the parts
 type Fact struct {
 	// Time is the log time of the line the fact rests on (for worker_exit,
 	// the first line that reported the exit); the wall time when the line
@@ -324,6 +326,9 @@ type Fact struct {
 	PID    int
 	Cause  string
 	Detail string
+	// Attrs are structured evidence (worker_timeout_frame only); nil
+	// otherwise.
+	Attrs map[string]string
 }
 
 // Options configure a Tracker. Zero values select the defaults.

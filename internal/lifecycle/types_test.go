@@ -39,7 +39,7 @@ func TestLabels(t *testing.T) {
 		{join(NumBootFailureReasons, func(i int) string { return AllBootFailureReasons[i].String() }),
 			"worker_boot,app_load"},
 		{strings.Join(AllFactKinds, ","),
-			"worker_timeout,worker_exit,worker_boot,master_start,master_reload,master_shutdown,boot_failure,master_signal,master_promoted,master_not_reaping"},
+			"worker_timeout,worker_exit,worker_boot,master_start,master_reload,master_shutdown,boot_failure,master_signal,master_promoted,master_not_reaping,worker_timeout_frame"},
 	}
 	for _, tc := range tests {
 		if tc.got != tc.want {

@@ -142,6 +142,38 @@ def db(query):
     return "db slept %g" % s
 
 
+def _db_exec(sql, args=()):
+    dsn = os.environ.get("REFLEX_TEST_PG_DSN")
+    if not dsn:
+        raise RuntimeError("reflexapp: REFLEX_TEST_PG_DSN is not set")
+    import psycopg2  # lazily, so the app loads without it
+
+    conn = psycopg2.connect(dsn)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(sql, args)
+            n = cur.rowcount
+        conn.commit()
+    finally:
+        conn.close()
+    return n
+
+
+def dbview(query):
+    # A slow query the app does not know is slow: a view over pg_sleep that
+    # the test created (reflex_slow).
+    _db_exec("SELECT * FROM reflex_slow")
+    return "db view read"
+
+
+def dbrow(query):
+    # An update of one row: it waits on the row lock when another session
+    # holds it (the lock-wait scenario's idle-in-transaction session).
+    row = _int(query, "id", 1, 1, 1000000)
+    n = _db_exec("UPDATE reflex_items SET n = n + 1 WHERE id = %s", (row,))
+    return "updated %d" % n
+
+
 ROUTES = {
     "/ok": ok,
     "/pid": pid,
@@ -152,6 +184,8 @@ ROUTES = {
     "/lock": lock,
     "/recv": recv,
     "/db": db,
+    "/dbview": dbview,
+    "/dbrow": dbrow,
 }
 
 
