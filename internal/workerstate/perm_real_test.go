@@ -17,6 +17,7 @@ import (
 
 	"github.com/gunicorn-reflex/gunicorn-reflex/internal/gunicorntest"
 	"github.com/gunicorn-reflex/gunicorn-reflex/internal/procinfo"
+	"github.com/gunicorn-reflex/gunicorn-reflex/internal/testenv"
 )
 
 // helperEnv carries a helperSpec to TestHelperSample, which the test binary
@@ -78,11 +79,13 @@ func TestRealPermissionDenied(t *testing.T) {
 
 	spec, err := json.Marshal(helperSpec{Master: m, Timeout: realTimeout})
 	require.NoError(t, err)
-	cmd := exec.Command(bin, "-test.run=^TestHelperSample$", "-test.count=1")
-	cmd.Dir = dir
-	cmd.Env = []string{helperEnv + "=" + string(spec), "PATH=/usr/bin:/bin", "HOME=" + dir, "TMPDIR=" + dir}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
-	out, err := cmd.CombinedOutput()
+	out, err := testenv.CombinedOutputOfCopy(t, func() *exec.Cmd {
+		cmd := exec.Command(bin, "-test.run=^TestHelperSample$", "-test.count=1")
+		cmd.Dir = dir
+		cmd.Env = []string{helperEnv + "=" + string(spec), "PATH=/usr/bin:/bin", "HOME=" + dir, "TMPDIR=" + dir}
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+		return cmd
+	})
 	require.NoError(t, err, "%s", out)
 
 	var res helperResult

@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/gunicorn-reflex/gunicorn-reflex/internal/procinfo"
+	"github.com/gunicorn-reflex/gunicorn-reflex/internal/testenv"
 	"github.com/gunicorn-reflex/gunicorn-reflex/receiver/actuator"
 	"github.com/gunicorn-reflex/gunicorn-reflex/receiver/intent"
 	"github.com/gunicorn-reflex/gunicorn-reflex/receiver/verify"
@@ -45,14 +46,16 @@ func TestSignalRefusedByTheKernelIsReported(t *testing.T) {
 	bin := filepath.Join(dir, "actuator.test")
 	copyFile(t, os.Args[0], bin)
 
-	cmd := exec.Command(bin, "-test.run=^TestEPERMHelper$", "-test.count=1")
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), epermEnv+"="+string(idJSON))
-	cmd.SysProcAttr = &syscall.SysProcAttr{
-		Credential:  &syscall.Credential{Uid: 65534, Gid: 65534},
-		AmbientCaps: []uintptr{unix.CAP_SYS_PTRACE, unix.CAP_DAC_READ_SEARCH},
-	}
-	out, err := cmd.CombinedOutput()
+	out, err := testenv.CombinedOutputOfCopy(t, func() *exec.Cmd {
+		cmd := exec.Command(bin, "-test.run=^TestEPERMHelper$", "-test.count=1")
+		cmd.Dir = dir
+		cmd.Env = append(os.Environ(), epermEnv+"="+string(idJSON))
+		cmd.SysProcAttr = &syscall.SysProcAttr{
+			Credential:  &syscall.Credential{Uid: 65534, Gid: 65534},
+			AmbientCaps: []uintptr{unix.CAP_SYS_PTRACE, unix.CAP_DAC_READ_SEARCH},
+		}
+		return cmd
+	})
 	require.NoError(t, err, "helper: %s", out)
 	require.Contains(t, string(out), "outcome=failed permission=true")
 
