@@ -7,11 +7,13 @@
 # systemd-analyze (from the systemd package; `make check-unit` runs it on the
 # sample unit, no running systemd needed; the same package brings the
 # systemd-journald, systemd-cat and journalctl the journal tests run, with
-# unshare, nsenter and setpriv from util-linux). Tests never use mocks of them.
+# unshare, nsenter and setpriv from util-linux), and gcc, which the race
+# detector (`go test -race`) needs through cgo. Tests never use mocks of them.
 set -eu
 
 # package:command-or-file that proves it is installed
-NEEDS="gunicorn:/usr/bin/gunicorn
+NEEDS="gcc:/usr/bin/gcc
+gunicorn:/usr/bin/gunicorn
 python3-setproctitle:/usr/lib/python3/dist-packages/setproctitle
 logrotate:/usr/sbin/logrotate
 prometheus:/usr/bin/promtool
