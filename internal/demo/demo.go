@@ -191,16 +191,15 @@ func (d *driver) hungExternal() error {
 	}
 	d.n.cmd("curl -s %s/api/v2/alerts", d.loop.AM.URL)
 	d.n.saw("Alertmanager holds it and posts it to the receiver")
-	var up auditLine
 	if err := d.waitFor("a verified scale-up", func() (bool, string) {
-		l, ok := d.lastAudit("scale_up", "verified")
-		up = l
+		_, ok := d.lastAudit("scale_up", "verified")
 		return ok, ""
 	}); err != nil {
 		return err
 	}
 	d.n.cmd("tail -n 3 %s", d.loop.Host.AuditLog)
-	d.n.saw("scale_up verified: %d → %d workers; /proc shows %d workers under master %d", up.Target-1, up.Target, len(d.g.WorkerPIDs()), d.g.MasterPID())
+	acted, _ := d.lastAudit("scale_up", "acted")
+	d.n.saw("scale_up verified: %d → %d workers; /proc shows %d workers under master %d", acted.Workers, acted.Target, len(d.g.WorkerPIDs()), d.g.MasterPID())
 	var inc incident
 	if err := d.waitFor("the incident names the external call", func() (bool, string) {
 		i, ok := d.openIncident()
@@ -252,17 +251,16 @@ func (d *driver) recovery() error {
 	d.n.title(Steps[3])
 	d.n.say("traffic stops; the workers go idle. The scale-down rule waits for the idle window, then the receiver")
 	d.n.say("waits for its stabilisation after the scale-up.")
-	var down auditLine
 	if err := d.waitFor("a verified scale-down", func() (bool, string) {
-		l, ok := d.lastAudit("scale_down", "verified")
-		down = l
+		_, ok := d.lastAudit("scale_down", "verified")
 		return ok, ""
 	}); err != nil {
 		return err
 	}
 	d.n.cmd("curl -s %s/api/v1/alerts | grep -o GunicornWorkersIdleScaleDown", d.loop.Prom.URL)
 	d.n.cmd("tail -n 2 %s", d.loop.Host.AuditLog)
-	d.n.saw("scale_down verified: %d → %d workers; /proc shows %d workers", down.Target+1, down.Target, len(d.g.WorkerPIDs()))
+	acted, _ := d.lastAudit("scale_down", "acted")
+	d.n.saw("scale_down verified: %d → %d workers; /proc shows %d workers", acted.Workers, acted.Target, len(d.g.WorkerPIDs()))
 	d.n.cmd("curl -s %s/metrics | grep '^reflex_remediation_decisions_total' | grep -v ' 0$'", d.exp.URL)
 	return nil
 }
