@@ -16,7 +16,7 @@ LDFLAGS := -s -w \
 LISTEN  ?= 127.0.0.1:9615
 FUZZTIME ?= 20s
 
-.PHONY: all build run test deps lint golangci-lint vet fmt-check check-unit fuzz bench clean
+.PHONY: all build run demo test deps lint golangci-lint vet fmt-check check-unit fuzz bench clean
 
 all: build
 
@@ -26,6 +26,14 @@ build:
 ## run: discover every Gunicorn master on this host and serve metrics on $(LISTEN)
 run: build
 	./$(BINARY) --web.listen-address=$(LISTEN)
+
+## demo: the whole loop on loopback in two minutes (Gunicorn, PostgreSQL, gunicorn-reflex, Prometheus, Alertmanager)
+demo: deps
+	$(GO) build -o .demo/reflex-demo ./internal/demo/cmd/reflex-demo
+	@# The harness builds gunicorn-reflex with -race; building it here first
+	@# puts it in the build cache, so the two minutes are the loop's, not the compiler's.
+	$(GO) build -race -o .demo/gunicorn-reflex ./cmd/gunicorn-reflex
+	./.demo/reflex-demo
 
 ## deps: install the Debian packages the tests need (as root), or say which are missing
 deps:
@@ -81,4 +89,4 @@ bench: build $(BENCH_CORPUS)
 	$(GO) run ./internal/bench/oneshot -bin ./$(BINARY) -corpus $(BENCH_CORPUS) -runs 5
 
 clean:
-	rm -rf $(BINARY) $(BENCH_DIR) .tools
+	rm -rf $(BINARY) $(BENCH_DIR) .tools .demo

@@ -57,6 +57,8 @@ var Harnesses = []string{
 	"internal/reflextest",
 	"internal/testenv",
 	"internal/bench/...",
+	// The demo (`make demo`) is a development tool on the harnesses.
+	"internal/demo/...",
 }
 
 // Actuator is the package-to-be that performs remediation (signals and

@@ -1,0 +1,115 @@
+package demo
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// TestDemoNarrative runs the demo's driver once against the real parts, as
+// `make demo` does, and requires every step of the narrative and the
+// command to see it, so the demo cannot rot.
+func TestDemoNarrative(t *testing.T) {
+	if testing.Short() {
+		t.Skip("the demo runs for about two minutes")
+	}
+	var out lockedBuffer
+	err := Run(t.Context(), t, &out, Options{})
+	text := out.String()
+	t.Logf("demo output:\n%s", text)
+	require.NoError(t, err)
+	for _, want := range append(append([]string{}, Steps...),
+		"DEMO-ONLY RULES",
+		"Gunicorn killed a worker held past --timeout 3",
+		"GunicornWorkersSaturatedScaleUp is firing",
+		"scale_up verified: 2 → 3 workers; /proc shows 3 workers",
+		": external_call (127.0.0.1:",
+		"gunicorn-reflex explain --app shop --url http://127.0.0.1:",
+		"/incidents/",
+		"refused (",
+		"scale_down verified: 3 → 2 workers; /proc shows 2 workers",
+		"== Done ==",
+	) {
+		require.Contains(t, text, want)
+	}
+	require.Less(t, strings.Index(text, Steps[1]), strings.Index(text, Steps[2]), "steps in order")
+}
+
+func TestCompressRules(t *testing.T) {
+	src, dst := t.TempDir(), t.TempDir()
+	rule := `groups:
+  - name: g
+    rules:
+      - alert: A
+        expr: rate(x_total[5m]) > 0 and max_over_time(y[30m]) < 1 and z[1h:1m]
+        for: 10m
+        labels: {a: b}
+      - alert: B
+        expr: group_by_list
+        for: 1m
+`
+	require.NoError(t, os.WriteFile(filepath.Join(src, "a.yml"), []byte(rule), 0o644))
+	ch, err := CompressRules(src, dst, 120)
+	require.NoError(t, err)
+	got, err := os.ReadFile(filepath.Join(dst, "a.yml"))
+	require.NoError(t, err)
+	s := string(got)
+	require.Contains(t, s, "DEMO-ONLY")
+	require.Contains(t, s, "rate(x_total[5s])", "a range never below 5s")
+	require.Contains(t, s, "max_over_time(y[15s])")
+	require.Contains(t, s, "z[30s:1s]")
+	require.Contains(t, s, "for: 5s")
+	require.Contains(t, s, "for: 1s", "a for: never below 1s")
+	require.Contains(t, s, "labels: {a: b}")
+	require.Equal(t, "for: 1m→1s 10m→5s; range: 5m→5s 30m→15s 1h→30s; subquery step: 1m→1s", describe(ch))
+
+	_, err = CompressRules(t.TempDir(), dst, 120)
+	require.ErrorContains(t, err, "no *.yml")
+	_, err = CompressRules(src, dst, 0)
+	require.ErrorContains(t, err, "scale 0")
+}
+
+// A harness's Fatal ends only the function Session.Run runs, and Close
+// runs the cleanups last first.
+func TestSession(t *testing.T) {
+	var log bytes.Buffer
+	s := NewSession(&log)
+	var order []int
+	reached := false
+	failures := s.Run(func(tb testing.TB) {
+		tb.Cleanup(func() { order = append(order, 1) })
+		tb.Cleanup(func() { order = append(order, 2) })
+		dir := tb.TempDir()
+		require.DirExists(t, dir)
+		tb.Fatalf("boom %d", 7)
+		reached = true
+	})
+	require.False(t, reached)
+	require.Equal(t, []string{"boom 7"}, failures)
+	require.True(t, s.Failed())
+	s.Close()
+	require.Equal(t, []int{2, 1}, order)
+	require.Nil(t, NewSession(&log).Run(func(testing.TB) {}))
+}
