@@ -52,6 +52,7 @@ var Harnesses = []string{
 	"internal/gunicorntest",
 	"internal/importrules",
 	"internal/journaltest",
+	"internal/looptest",
 	"internal/pgtest",
 	"internal/reflextest",
 	"internal/testenv",

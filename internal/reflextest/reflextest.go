@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -76,8 +77,21 @@ func Start(t testing.TB, args ...string) *Exporter {
 // the null device).
 func StartWithStdin(t testing.TB, stdin io.Reader, args ...string) *Exporter {
 	t.Helper()
-	port := freePort(t)
-	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	return StartOn(t, "127.0.0.1:0", stdin, args...)
+}
+
+// StartOn is StartWithStdin listening on addr, a loopback host:port; port 0
+// picks a free one. Addresses 127.0.0.2 and up let tests run several
+// "hosts" on one machine.
+func StartOn(t testing.TB, addr string, stdin io.Reader, args ...string) *Exporter {
+	t.Helper()
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		t.Fatalf("reflextest: listen address %q: %v", addr, err)
+	}
+	if port == "0" {
+		addr = net.JoinHostPort(host, strconv.Itoa(freePort(t, host)))
+	}
 	cmd := exec.Command(Binary(t), append([]string{"--web.listen-address=" + addr, "--log.level=debug"}, args...)...)
 	e := &Exporter{URL: "http://" + addr, Stderr: &lockedBuffer{}, cmd: cmd, done: make(chan struct{}), t: t}
 	cmd.Stdout = e.Stderr
@@ -234,9 +248,9 @@ func (e *Exporter) WaitValue(t testing.TB, timeout time.Duration, want float64, 
 	}
 }
 
-func freePort(t testing.TB) int {
+func freePort(t testing.TB, host string) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	l, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
 	if err != nil {
 		t.Fatal(err)
 	}
