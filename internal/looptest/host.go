@@ -66,6 +66,9 @@ type HostOptions struct {
 	ExtraConfig string
 	// Token is the receiver's bearer token; default a fixed test token.
 	Token string
+	// LogPollInterval is logs.poll_interval; empty leaves the exporter's
+	// default (250ms), so measured latencies are those of a default setup.
+	LogPollInterval string
 }
 
 // Host is one running app host.
@@ -158,8 +161,6 @@ func (h *Host) config() string {
     access_log: %s
     pidfile: %s
     timeout: %ds
-logs:
-  poll_interval: 50ms
 receiver:
   enabled: true
   dry_run: %t
@@ -180,6 +181,9 @@ receiver:
 		if v != "" {
 			fmt.Fprintf(&b, "      %s: %s\n", k, v)
 		}
+	}
+	if o.LogPollInterval != "" {
+		fmt.Fprintf(&b, "logs:\n  poll_interval: %s\n", o.LogPollInterval)
 	}
 	if o.ExtraConfig != "" {
 		b.WriteString(o.ExtraConfig)

@@ -1,0 +1,303 @@
+package looptest_test
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/gunicorn-reflex/gunicorn-reflex/internal/looptest"
+)
+
+// scaleUpRule and scaleDownRule are the shipped remediation alerts.
+const (
+	scaleUpRule   = "GunicornWorkersSaturatedScaleUp"
+	scaleDownRule = "GunicornWorkersIdleScaleDown"
+)
+
+// loopRules are the shipped rule files with one change: the scale-up
+// alert's `for: 10m` becomes 0s. Everything else, its expression with all
+// its guards included, is as shipped. Ten minutes of `for:` is a deliberate
+// production choice (every worker busy for 10 minutes before acting), and
+// it is a constant Prometheus adds to the loop exactly: a run with the
+// shipped value fires 10m later than this one, nothing else changes. A CI
+// loop cannot wait it.
+func loopRules(t *testing.T) []string {
+	return looptest.RulesWithFor(t, looptest.ShippedRules(t), map[string]string{scaleUpRule: "0s"})
+}
+
+// stages are the instants of one pass through the loop, all read from the
+// one machine clock.
+type stages struct {
+	timeoutLine    time.Time // the test saw the first WORKER TIMEOUT line in the error log
+	exporterSees   time.Time // gunicorn_worker_timeouts_total >= 1 on the exporter's /metrics
+	prometheusSees time.Time // the same counter in Prometheus (a scrape took it)
+	ruleFires      time.Time // the scale-up alert's activeAt (Prometheus's evaluation time)
+	amHas          time.Time // the alert listed by Alertmanager's /api/v2/alerts
+	receiverActs   time.Time // the audit log's acted decision (TTIN sent)
+	verified       time.Time // the audit log's verified line (the new worker seen in /proc)
+}
+
+func (s stages) parts() []part {
+	return []part{
+		{"exporter sees the timeout", s.exporterSees.Sub(s.timeoutLine)},
+		{"Prometheus scrapes it", s.prometheusSees.Sub(s.exporterSees)},
+		{"the rule fires", s.ruleFires.Sub(s.prometheusSees)},
+		{"Alertmanager has it", s.amHas.Sub(s.ruleFires)},
+		{"Alertmanager sends, the receiver acts", s.receiverActs.Sub(s.amHas)},
+		{"verified in /proc", s.verified.Sub(s.receiverActs)},
+		{"total: first WORKER TIMEOUT to verified scale-up", s.verified.Sub(s.timeoutLine)},
+	}
+}
+
+type part struct {
+	name string
+	d    time.Duration
+}
+
+// TestLoopEndToEnd closes the whole loop with real parts and asserts each
+// step from the outside: a view calling a hung external service ties up
+// both workers of a real Gunicorn (--timeout 2) → WORKER TIMEOUTs → the
+// exporter counts them → the shipped scale-up rule fires in a real
+// Prometheus (1 s scrape and evaluation) → a real Alertmanager (group_wait
+// 1s) posts it with the bearer token → the receiver checks the incident's
+// verdict (external_call does not refuse), sends TTIN and verifies the third
+// worker in /proc → the incident names the peer → with a free worker the
+// alert resolves in Prometheus and Alertmanager → a scale-down is refused
+// while the scale-up's stabilisation lasts and acts after it.
+//
+// The scale-down rule's expression (busy at most 25% over 30 minutes, for
+// 30 minutes) cannot become true within a test, so that step is driven by
+// the alert the rule would send, posted to Alertmanager: it checks the
+// decision and the action, not the rule (alerts/tests check the rule).
+//
+// REFLEX_LOOP_RUNS=N repeats the scale-up part N times, each on a fresh
+// loop, and logs the median of every stage (BENCHMARKS.md).
+func TestLoopEndToEnd(t *testing.T) {
+	runs := 1
+	if v := os.Getenv("REFLEX_LOOP_RUNS"); v != "" {
+		n, err := strconv.Atoi(v)
+		require.NoError(t, err, "REFLEX_LOOP_RUNS")
+		runs = max(n, 1)
+	}
+	var all [][]part
+	for i := range runs {
+		t.Run(fmt.Sprintf("run%d", i+1), func(t *testing.T) {
+			s := runLoop(t, i == runs-1)
+			ps := s.parts()
+			for _, p := range ps {
+				t.Logf("%-50s %v", p.name, p.d.Round(time.Millisecond))
+			}
+			all = append(all, ps)
+		})
+	}
+	if len(all) > 1 {
+		t.Logf("median of %d runs:", len(all))
+		for j := range all[0] {
+			ds := make([]time.Duration, 0, len(all))
+			for _, ps := range all {
+				ds = append(ds, ps[j].d)
+			}
+			slices.Sort(ds)
+			t.Logf("%-50s %v (min %v, max %v)", all[0][j].name, ds[len(ds)/2].Round(time.Millisecond),
+				ds[0].Round(time.Millisecond), ds[len(ds)-1].Round(time.Millisecond))
+		}
+	}
+}
+
+// runLoop runs one pass; full adds the resolution and scale-down steps.
+func runLoop(t *testing.T, full bool) stages {
+	l := looptest.Start(t, looptest.Options{RuleFiles: loopRules(t), Host: looptest.HostOptions{
+		Workers: 2, Timeout: 2, MinWorkers: 2, MaxWorkers: 3, Stabilization: "10s"}})
+	h, app := l.Host, l.Host.Opts.App
+	// The counters are in Prometheus at 0 before the fault, so the first
+	// timeout is an increase it sees.
+	l.Prom.WaitSeries(t, fmt.Sprintf(`gunicorn_worker_timeouts_total{app=%q} == 0`, app), 30*time.Second)
+
+	port := looptest.HungService(t)
+	stopHold := looptest.Hold(t, h.G, 2, fmt.Sprintf("/recv?port=%d", port))
+
+	var s stages
+	s.timeoutLine = waitLogLine(t, h.G.ErrorLog, "WORKER TIMEOUT", 30*time.Second)
+	s.exporterSees = poll(t, 30*time.Second, "the exporter counts the timeout", func() bool {
+		v, _ := h.Exp.Scrape(t).Value("gunicorn_worker_timeouts_total", "app", app)
+		return v >= 1
+	})
+	s.prometheusSees = poll(t, 30*time.Second, "Prometheus has the timeout", func() bool {
+		return len(l.Prom.Query(t, fmt.Sprintf(`gunicorn_worker_timeouts_total{app=%q} >= 1`, app))) > 0
+	})
+	alert := l.Prom.WaitAlert(t, 60*time.Second, scaleUpRule, "firing", "app", app, "instance", h.Instance)
+	s.ruleFires = alert.ActiveAt
+	require.Equal(t, "scale_up", alert.Labels["reflex_action"])
+	s.amHas = poll(t, 30*time.Second, "Alertmanager has the alert", func() bool {
+		_, ok := l.AM.FindAlert(t, scaleUpRule, "app", app, "instance", h.Instance)
+		return ok
+	})
+	acted := h.WaitAudit(t, 30*time.Second, "scale_up", "acted")
+	s.receiverActs = acted.At
+	require.Equal(t, 2, acted.Workers, acted.Raw)
+	require.Equal(t, 3, acted.Target, acted.Raw)
+	verified := h.WaitAudit(t, 30*time.Second, "scale_up", "verified")
+	s.verified = verified.At
+	require.NoError(t, h.G.WaitWorkers(3, 10*time.Second), "three workers of the master in /proc")
+	if !full {
+		stopHold()
+		return s
+	}
+
+	// The incident names the cause and the hung peer, and holds the
+	// receiver's decision.
+	inc := waitIncident(t, h, "external_call", 30*time.Second)
+	require.Contains(t, inc.Summary, fmt.Sprintf("127.0.0.1:%d", port), "%+v", inc)
+	require.True(t, slices.ContainsFunc(inc.Decisions, func(d incidentDecision) bool {
+		return d.Action == "scale_up" && d.Outcome == "acted"
+	}), "the incident holds the scale-up: %+v", inc.Decisions)
+
+	// The hung service recovers (the requests stop): the alert resolves in
+	// Prometheus, then in Alertmanager, which sends the resolution (the
+	// receiver counts it and does nothing). While the held requests drain,
+	// a replaced worker is still booting and the two held ones are busy, so
+	// the rule may fire once more and be refused as cooling_down: the
+	// scale-up happens once.
+	stopHold()
+	poll(t, 60*time.Second, "the scale-up alert resolved in Prometheus", func() bool {
+		_, pending := l.Prom.FindAlert(t, scaleUpRule, "pending")
+		_, firing := l.Prom.FindAlert(t, scaleUpRule, "firing")
+		return !pending && !firing
+	})
+	poll(t, 60*time.Second, "the scale-up alert resolved in Alertmanager", func() bool {
+		_, ok := l.AM.FindAlert(t, scaleUpRule, "app", app)
+		return !ok
+	})
+	poll(t, 30*time.Second, "the receiver got the resolution", func() bool {
+		v, _ := h.Exp.Scrape(t).Value("reflex_receiver_alerts_total", "status", "resolved")
+		return v >= 1
+	})
+	require.Len(t, h.G.WorkerPIDs(), 3, "a resolution changes nothing")
+	require.Equal(t, 1, countAudit(h.Audit(t), "scale_up", "acted"), "one scale-up")
+
+	// Scale-down: inside the 10 s stabilisation after the last scale-up
+	// asked for it is refused; after it, it acts and is verified.
+	down := func(attempt string) {
+		l.AM.Fire(t, map[string]string{"alertname": scaleDownRule, "app": app, "instance": h.Instance, "job": "gunicorn-reflex",
+			"reflex_action": "scale_down", "severity": "info", "attempt": attempt}, time.Now())
+	}
+	if until := lastDecision(h.Audit(t), "scale_up").Add(10 * time.Second); time.Until(until) > 2*time.Second {
+		down("1")
+		h.WaitAudit(t, 30*time.Second, "scale_down", "stabilizing")
+		require.Len(t, h.G.WorkerPIDs(), 3)
+	} else {
+		t.Logf("the resolution took until %v: the stabilisation had passed, the refusal is not checked", until)
+	}
+	time.Sleep(time.Until(lastDecision(h.Audit(t), "scale_up").Add(10*time.Second + 100*time.Millisecond)))
+	down("2")
+	d := h.WaitAudit(t, 30*time.Second, "scale_down", "acted")
+	require.Equal(t, 2, d.Target, d.Raw)
+	h.WaitAudit(t, 30*time.Second, "scale_down", "verified")
+	require.NoError(t, h.G.WaitWorkers(2, 10*time.Second))
+	return s
+}
+
+func countAudit(lines []looptest.AuditLine, action, outcome string) int {
+	n := 0
+	for _, l := range lines {
+		if l.Action == action && l.Outcome == outcome {
+			n++
+		}
+	}
+	return n
+}
+
+// lastDecision is the time of the newest decision about action.
+func lastDecision(lines []looptest.AuditLine, action string) time.Time {
+	var at time.Time
+	for _, l := range lines {
+		if l.Action == action && l.At.After(at) {
+			at = l.At
+		}
+	}
+	return at
+}
+
+// waitLogLine polls path every 10 ms until a line contains substr and
+// returns when it was first seen.
+func waitLogLine(t *testing.T, path, substr string, timeout time.Duration) time.Time {
+	t.Helper()
+	return pollEvery(t, 10*time.Millisecond, timeout, "a "+substr+" line in "+path, func() bool {
+		f, err := os.Open(path)
+		if err != nil {
+			return false
+		}
+		defer f.Close()
+		sc := bufio.NewScanner(f)
+		for sc.Scan() {
+			if strings.Contains(sc.Text(), substr) {
+				return true
+			}
+		}
+		return false
+	})
+}
+
+func poll(t *testing.T, timeout time.Duration, what string, cond func() bool) time.Time {
+	t.Helper()
+	return pollEvery(t, 20*time.Millisecond, timeout, what, cond)
+}
+
+// pollEvery calls cond every step until it holds and returns the time it
+// first held.
+func pollEvery(t *testing.T, step, timeout time.Duration, what string, cond func() bool) time.Time {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		if cond() {
+			return time.Now()
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", timeout, what)
+		}
+		time.Sleep(step)
+	}
+}
+
+type incidentDecision struct {
+	Action  string `json:"action"`
+	Outcome string `json:"outcome"`
+}
+
+type apiIncident struct {
+	Cause     string             `json:"cause"`
+	Summary   string             `json:"summary"`
+	Decisions []incidentDecision `json:"decisions"`
+}
+
+// waitIncident polls GET /api/v1/incidents until the app's incident has
+// cause.
+func waitIncident(t *testing.T, h *looptest.Host, cause string, timeout time.Duration) apiIncident {
+	t.Helper()
+	var found apiIncident
+	poll(t, timeout, "an "+cause+" incident", func() bool {
+		code, body, err := h.Exp.Get("/api/v1/incidents?app=" + h.Opts.App)
+		require.NoError(t, err)
+		require.Equal(t, 200, code, body)
+		var got struct {
+			Incidents []apiIncident `json:"incidents"`
+		}
+		require.NoError(t, json.Unmarshal([]byte(body), &got), body)
+		for _, inc := range got.Incidents {
+			if inc.Cause == cause {
+				found = inc
+				return true
+			}
+		}
+		return false
+	})
+	return found
+}
