@@ -51,7 +51,8 @@ type GuardOptions struct {
 	// CPUWindow is how long CPU use is measured over; zero means 500ms.
 	CPUWindow time.Duration
 	// CPUBusyAbove: a busy fraction of all cores at least this refuses a
-	// scale-up; zero means 0.95.
+	// scale-up; zero means 0.95, above 1 turns the check off (and its
+	// CPUWindow wait with it).
 	CPUBusyAbove float64
 	// Sleep waits d (or until ctx is done) between the two /proc/stat
 	// reads; nil means a timer. Tests pass one that changes the fixture.
@@ -145,9 +146,14 @@ func (g *Guard) Check(ctx context.Context, app string, a intent.Action) (intent.
 	if g.opts.ReadProc == nil {
 		return "", ""
 	}
-	if busy, err := g.cpuBusy(ctx); err == nil && busy >= g.opts.CPUBusyAbove {
-		return intent.RefuseCPUSaturated, fmt.Sprintf("cores %.0f%% busy over %s (refusing at %.0f%%)",
-			100*busy, g.opts.CPUWindow, 100*g.opts.CPUBusyAbove)
+	// A threshold above 1 turns the check off: a busy fraction never
+	// reaches it, so waiting the CPUWindow would delay the action for
+	// nothing.
+	if g.opts.CPUBusyAbove <= 1 {
+		if busy, err := g.cpuBusy(ctx); err == nil && busy >= g.opts.CPUBusyAbove {
+			return intent.RefuseCPUSaturated, fmt.Sprintf("cores %.0f%% busy over %s (refusing at %.0f%%)",
+				100*busy, g.opts.CPUWindow, 100*g.opts.CPUBusyAbove)
+		}
 	}
 	if st.WorkerRSSMax > 0 {
 		if avail, err := g.memAvailable(); err == nil && avail < st.WorkerRSSMax {

@@ -139,6 +139,19 @@ func TestGuardMeasuresCPUOverItsWindow(t *testing.T) {
 	require.Equal(t, 500*time.Millisecond, r.sleptFor)
 }
 
+// A CPU threshold above 1 is the check turned off: the guard does not wait
+// its CPU window for a number it cannot act on, and still checks memory.
+func TestGuardCPUCheckOffDoesNotWait(t *testing.T) {
+	r := healthy()
+	r.app.WorkerRSSMax = 2 << 30
+	g := r.guard()
+	g.opts.CPUBusyAbove = 1.01
+	got, _ := g.Check(context.Background(), "app", intent.ScaleUp)
+	require.Equal(t, intent.RefuseMemoryLow, got, "the memory check still applies")
+	require.Zero(t, r.reads, "no /proc/stat read")
+	require.Zero(t, r.sleptFor, "no CPU window waited")
+}
+
 func TestParseCPUTimes(t *testing.T) {
 	a, err := ParseCPUTimes([]byte(statIdle))
 	require.NoError(t, err)

@@ -12,6 +12,14 @@ import (
 func (s *Sampler) effectiveClass(app string, mkey procKey, given string, workers []*worker) (string, bool) {
 	switch procinfo.NormalizeWorkerClass(given) {
 	case "sync":
+		// Remembered for this master: discovery's class can go back to ""
+		// for it (it reads the "Using worker:" line from the error log's
+		// tail, which later lines push out), and a saturated app has no
+		// idle worker to infer the class from again, so its busy workers
+		// would turn unknown exactly when they matter.
+		s.mu.Lock()
+		s.app(app).syncSeen = mkey
+		s.mu.Unlock()
 		return "sync", false
 	case "":
 	default:

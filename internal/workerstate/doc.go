@@ -44,7 +44,8 @@
 // counted in AppState.UnknownActivity, never as idle. An app whose worker
 // class is not known ("" from discovery) is treated as sync once one of its
 // workers is seen waiting in select(2) on the listener (only the sync class
-// uses select; the others use epoll), and as unknown until then.
+// uses select; the others use epoll), or once discovery said sync for the
+// same master, and as unknown until then.
 //
 // # Stuck workers
 //

@@ -441,6 +441,34 @@ func TestFixtureClassInference(t *testing.T) {
 	require.Equal(t, "sync", st.WorkerClass)
 }
 
+// Discovery said sync, then "" for the same master (the "Using worker:"
+// line left the error log's tail) while no worker waits on the listener
+// (all busy): the workers stay sync and busy, not unknown.
+func TestFixtureClassRememberedWhenDiscoveryForgets(t *testing.T) {
+	f := loadFixture(t, "sync", true)
+	// The only idle worker caught running: no worker shows the select on
+	// the listener that inference needs.
+	idle := f.man.Workers["idle"]
+	f.write(idle, "syscall", "running\n")
+	b, err := os.ReadFile(filepath.Join(f.root, "proc", strconv.Itoa(idle), "stat"))
+	require.NoError(t, err)
+	i := strings.LastIndexByte(string(b), ')')
+	f.write(idle, "stat", string(b[:i+2])+"R"+string(b[i+3:]))
+	s := f.sampler(Options{})
+	st, err := s.Sample("app", f.master(), f.man.Timeout, "")
+	require.NoError(t, err)
+	require.Empty(t, st.WorkerClass, "nothing to infer from: %s", describe(st))
+	st, err = s.Sample("app", f.master(), f.man.Timeout, "sync")
+	require.NoError(t, err)
+	busy := st.Busy
+	require.Positive(t, busy)
+	st, err = s.Sample("app", f.master(), f.man.Timeout, "")
+	require.NoError(t, err)
+	require.Equal(t, "sync", st.WorkerClass, describe(st))
+	require.Equal(t, busy, st.Busy, describe(st))
+	require.Zero(t, st.UnknownActivity, describe(st))
+}
+
 func TestFixtureUSR2(t *testing.T) {
 	f := loadFixture(t, "usr2", false)
 	s := f.sampler(Options{})
