@@ -28,7 +28,9 @@ COPY . .
 ARG VERSION=dev
 ARG REVISION=unknown
 ARG BRANCH=
-RUN mkdir -p /out && make build BINARY=/out/gunicorn-reflex \
+# /out/state becomes the receiver's state directory in the image (the
+# distroless runtime has no shell to create it).
+RUN mkdir -p /out/state && make build BINARY=/out/gunicorn-reflex \
 	VERSION="$VERSION" REVISION="$REVISION" BRANCH="$BRANCH" && \
 	/out/gunicorn-reflex --version
 
@@ -40,11 +42,25 @@ LABEL org.opencontainers.image.title="gunicorn-reflex" \
 	org.opencontainers.image.revision="$REVISION" \
 	org.opencontainers.image.source="https://github.com/gunicorn-reflex/gunicorn-reflex"
 COPY --from=build /out/gunicorn-reflex /usr/local/bin/gunicorn-reflex
+# The remediation receiver (receiver.enabled, off by default) keeps its
+# state_file, queue journal and audit_log here; they must survive a new
+# container, or every alert could act again and every cooldown restart:
+# mount a volume (-v gunicorn-reflex-state:/var/lib/gunicorn-reflex).
+COPY --from=build --chown=65532:65532 /out/state /var/lib/gunicorn-reflex
+VOLUME /var/lib/gunicorn-reflex
 # 65532 is distroless's "nonroot". Docker gives a non-root user no effective
 # capabilities (--cap-add only fills its inheritable set), so to read the
 # /proc state of another user's Gunicorn run with --pid=host and either
 # --user=<Gunicorn's uid> (when Gunicorn does not start as root) or
 # --user=0 --cap-drop=ALL --cap-add=SYS_PTRACE --cap-add=DAC_READ_SEARCH.
+# The receiver signals Gunicorn masters by their host pid (SIGTTIN, SIGTTOU,
+# SIGHUP through a pidfd): it needs --pid=host always, and either Gunicorn's
+# uid or, as uid 0, --cap-add=KILL as well. It restarts units only through
+# the host's systemd (D-Bus): that needs
+# -v /run/dbus/system_bus_socket:/run/dbus/system_bus_socket, and polkit
+# then sees the container's uid; as uid 0 that is root, which systemd lets
+# restart any unit, so leave the socket out unless restart is allowed, and
+# prefer --user=<a dedicated uid> with deploy/50-gunicorn-reflex.rules.
 USER 65532:65532
 EXPOSE 9615
 ENTRYPOINT ["/usr/local/bin/gunicorn-reflex"]

@@ -16,7 +16,7 @@ LDFLAGS := -s -w \
 LISTEN  ?= 127.0.0.1:9615
 FUZZTIME ?= 20s
 
-.PHONY: all build run demo test deps lint golangci-lint vet fmt-check check-unit fuzz bench clean
+.PHONY: all build run demo test deps lint golangci-lint vet fmt-check check-unit check-polkit fuzz bench clean
 
 all: build
 
@@ -39,13 +39,17 @@ demo: deps
 deps:
 	./scripts/test-deps.sh
 
-## test: formatting, vet, the systemd unit, then every test with the race detector against real Gunicorn/logrotate/promtool
-test: deps fmt-check vet check-unit
+## test: formatting, vet, the systemd unit and polkit rule, then every test with the race detector against real Gunicorn/logrotate/promtool
+test: deps fmt-check vet check-unit check-polkit
 	$(GO) test -race -count=1 -timeout 15m ./...
 
 ## check-unit: systemd-analyze verify and security on deploy/gunicorn-reflex.service, with the built binary
 check-unit: build
 	./scripts/check-unit.sh ./$(BINARY)
+
+## check-polkit: deploy/50-gunicorn-reflex.rules asked through a real polkitd (as root, in a private mount namespace)
+check-polkit:
+	./scripts/check-polkit.sh
 
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \

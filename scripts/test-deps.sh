@@ -7,8 +7,10 @@
 # systemd-analyze (from the systemd package; `make check-unit` runs it on the
 # sample unit, no running systemd needed; the same package brings the
 # systemd-journald, systemd-cat and journalctl the journal tests run, with
-# unshare, nsenter and setpriv from util-linux), and gcc, which the race
-# detector (`go test -race`) needs through cgo. Tests never use mocks of them.
+# unshare, nsenter and setpriv from util-linux), polkitd with a dbus-daemon
+# (`make check-polkit` asks a private polkitd about the sample polkit rule),
+# and gcc, which the race detector (`go test -race`) needs through cgo.
+# Tests never use mocks of them.
 set -eu
 
 # package:command-or-file that proves it is installed
@@ -24,7 +26,9 @@ python3-psycopg2:/usr/lib/python3/dist-packages/psycopg2
 systemd:/usr/bin/systemd-analyze
 iproute2:/usr/bin/ss
 util-linux:/usr/bin/nsenter
-chromium:/usr/bin/chromium"
+chromium:/usr/bin/chromium
+polkitd:/usr/lib/polkit-1/polkitd
+dbus-daemon:/usr/bin/dbus-daemon"
 
 missing=""
 for entry in $NEEDS; do

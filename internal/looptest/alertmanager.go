@@ -38,6 +38,11 @@ type AMOptions struct {
 	Cluster     bool
 	ClusterAddr string
 	Peers       []string
+	// PeerTimeout is --cluster.peer-timeout, how long the peer at position
+	// n waits (n times) for an earlier peer's notification before sending
+	// its own; default 1s. "0s" makes every peer notify at once, so the
+	// receivers see the duplicates an HA pair sends when gossip lags.
+	PeerTimeout string
 }
 
 // Alertmanager is one running Alertmanager.
@@ -65,6 +70,9 @@ func StartAlertmanager(t testing.TB, o AMOptions) *Alertmanager {
 	}
 	if o.RepeatInterval == "" {
 		o.RepeatInterval = "1h"
+	}
+	if o.PeerTimeout == "" {
+		o.PeerTimeout = "1s"
 	}
 	dir := t.TempDir()
 	var b strings.Builder
@@ -109,7 +117,7 @@ receivers:
 			am.ClusterAddr = freeAddr(t, o.Addr)
 		}
 		args = append(args, "--cluster.listen-address="+am.ClusterAddr, "--cluster.advertise-address="+am.ClusterAddr,
-			"--cluster.peer-timeout=1s", "--cluster.gossip-interval=100ms", "--cluster.pushpull-interval=1s",
+			"--cluster.peer-timeout="+o.PeerTimeout, "--cluster.gossip-interval=100ms", "--cluster.pushpull-interval=1s",
 			"--cluster.settle-timeout=2s", "--cluster.probe-interval=200ms")
 		for _, p := range o.Peers {
 			args = append(args, "--cluster.peer="+p)

@@ -116,8 +116,8 @@ func (v *validator) validate(as template.Alerts) ([]intent.Alert, []Ignored) {
 // result as they pass, so an ignored alert carries only values that were
 // checked: status, startsAt and fingerprint (invalid_alert), status
 // (resolved), reflex_action (no_action, unknown_action), alertname
-// (invalid_label), app (no_app, invalid_label, unknown_app), host label
-// (invalid_label, other_host). Annotations are not looked at.
+// (invalid_label), app (no_app, invalid_label), host label (invalid_label,
+// other_host), app (unknown_app). Annotations are not looked at.
 func (v *validator) alert(a *template.Alert) (intent.Alert, Reason, string) {
 	var out intent.Alert
 	switch a.Status {
@@ -164,19 +164,23 @@ func (v *validator) alert(a *template.Alert) (intent.Alert, Reason, string) {
 	if !ValidApp(app) {
 		return out, ReasonInvalidLabel, LabelApp
 	}
-	if v.known == nil || !v.known(app) {
-		return out, ReasonUnknownApp, ""
-	}
-	out.App = app
-	if host := a.Labels[v.hostLabel]; host != "" {
+	// The host comes before the app lookup: in a fleet every receiver gets
+	// every host's alerts, and one about another host is "not this host"
+	// whether or not this host happens to run an app of that name.
+	host := a.Labels[v.hostLabel]
+	if host != "" {
 		if !ValidHost(host) {
 			return out, ReasonInvalidLabel, v.hostLabel
 		}
 		if !v.isThisHost(host) {
 			return out, ReasonOtherHost, ""
 		}
-		out.Instance = host
 	}
+	if v.known == nil || !v.known(app) {
+		return out, ReasonUnknownApp, ""
+	}
+	out.App = app
+	out.Instance = host
 	return out, "", ""
 }
 

@@ -408,6 +408,21 @@ func TestHostIdentity(t *testing.T) {
 			}
 		})
 	}
+	// In a fleet every receiver gets every host's alerts; one about another
+	// host is other_host even when this host does not run that app, so the
+	// reason says why it was ignored, not that the app is unknown here.
+	t.Run("unknown app on another host", func(t *testing.T) {
+		in := &recIntake{}
+		h := newTestHandler(t, testOptions(), in)
+		l := scaleUpLabels()
+		l["app"] = "billing"
+		l["instance"] = "web2.example:9100"
+		serve(h, post(payload(t, firing(l))))
+		_, alerts, ignored := in.snapshot()
+		require.Empty(t, alerts)
+		require.Len(t, ignored, 1)
+		require.Equal(t, ReasonOtherHost, ignored[0].Reason)
+	})
 	t.Run("configured host label", func(t *testing.T) {
 		in := &recIntake{}
 		opts := testOptions()
