@@ -70,7 +70,12 @@ logs:
 
 	// GET 2xx: 8 sleeps + 5 /ok = 13. The /error 500 is written by
 	// Gunicorn's error handler: a request, but no trusted duration.
-	m := exp.WaitValue(t, 10*time.Second, 13, "gunicorn_http_requests_total", "app", "lat", "method", "GET", "status_class", "2xx")
+	// Gunicorn writes an access line after the response, so a later
+	// request's line (from another worker) can come first: wait for each.
+	exp.WaitValue(t, 10*time.Second, 13, "gunicorn_http_requests_total", "app", "lat", "method", "GET", "status_class", "2xx")
+	exp.WaitValue(t, 10*time.Second, 1, "gunicorn_http_requests_total", "app", "lat", "method", "POST", "status_class", "2xx")
+	exp.WaitValue(t, 10*time.Second, 1, "gunicorn_http_requests_total", "app", "lat", "method", "GET", "status_class", "5xx")
+	m := exp.WaitValue(t, 10*time.Second, 1, "gunicorn_http_requests_total", "app", "lat", "method", "GET", "status_class", "4xx")
 	for _, c := range []struct {
 		method, class string
 		want          float64
