@@ -91,21 +91,28 @@ type Child struct {
 //     parent's title name (the new master titles itself "NAME.2"), else a
 //     worker forked a moment ago that has not retitled itself yet.
 //  3. Any other title: unknown.
-//  4. The child's and the master's heartbeat files are both readable: a
+//  4. No command line at all: unknown. A process that is exiting has
+//     released its memory, argv with it (a worker HUP or TTOU told to go,
+//     and a zombie until the master reaps it), and one caught inside
+//     execve has not copied its new argv yet; neither is a worker to count
+//     nor a new master (without this rule an exiting worker, holding no
+//     heartbeat file and no readable environment, fell to rule 10's
+//     "upgrade child" and a HUP looked like a USR2 upgrade).
+//  5. The child's and the master's heartbeat files are both readable: a
 //     worker holds one the master also holds (all of its siblings' for a
 //     moment after the fork); the upgrade child holds only its own workers'
 //     (the master's are close-on-exec).
-//  5. Only the child's are readable: exactly one makes a worker, more the
+//  6. Only the child's are readable: exactly one makes a worker, more the
 //     upgrade child.
-//  6. Its environment has GUNICORN_PID=<parent> (gunicorn/arbiter.py
+//  7. Its environment has GUNICORN_PID=<parent> (gunicorn/arbiter.py
 //     reexec sets it for the exec'd master; a worker is forked, not
 //     exec'd): the upgrade child.
-//  7. It has children of its own (its workers): the upgrade child.
-//  8. Its heartbeat files cannot be read: a worker (counted, but not
+//  8. It has children of its own (its workers): the upgrade child.
+//  9. Its heartbeat files cannot be read: a worker (counted, but not
 //     inspectable).
-//  9. It holds no heartbeat file and its environment cannot be read: the
+//  10. It holds no heartbeat file and its environment cannot be read: the
 //     upgrade child before its first fork (a worker always holds one).
-//  10. Otherwise unknown.
+//  11. Otherwise unknown.
 func (fs FS) ChildRole(c Child) Role {
 	parentTitle, _ := ParseTitle(c.ParentCmdline)
 	if t, ok := ParseTitle(c.Cmdline); ok {
@@ -117,6 +124,9 @@ func (fs FS) ChildRole(c Child) Role {
 		case t.Role == "master":
 			return RoleWorker
 		}
+		return RoleUnknown
+	}
+	if len(c.Cmdline) == 0 {
 		return RoleUnknown
 	}
 	if c.HeartbeatsErr == nil {
