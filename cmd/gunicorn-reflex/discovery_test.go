@@ -84,7 +84,14 @@ func TestDiscoveryNotesOncePerMaster(t *testing.T) {
 	require.NoError(t, err)
 	resp.Body.Close()
 	require.Equal(t, http.StatusOK, resp.StatusCode)
-	reloaded := logLines(exp, "configuration reloaded")
+	// The exporter's stderr reaches the test through a pipe: the line
+	// written before the 200 may arrive a moment after it.
+	var reloaded []string
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if reloaded = logLines(exp, "configuration reloaded"); len(reloaded) > 0 || time.Now().After(deadline) {
+			break
+		}
+	}
 	require.Len(t, reloaded, 1)
 	m := regexp.MustCompile(` apps=(\d+) apps_configured=1\b`).FindStringSubmatch(reloaded[0])
 	require.NotNil(t, m, reloaded[0])
