@@ -199,13 +199,22 @@ func TestRuleConventions(t *testing.T) {
 			continue
 		}
 		require.True(t, reflexActions[action], "%s: reflex_action %q is not one of the receiver's actions", r.Alert, action)
-		d, err := time.ParseDuration(r.For)
-		require.NoError(t, err, "%s: for", r.Alert)
-		require.GreaterOrEqual(t, d, 10*time.Minute, "%s: a remediation waits long enough that one slow request does not act", r.Alert)
+		// One slow request must not act: either the alert waits (a `for:`
+		// of 10 minutes or more) or its expression asks for repeated
+		// evidence (two timeouts or more) instead of waiting.
+		if !repeatedTimeouts.MatchString(r.Expr) {
+			d, err := time.ParseDuration(r.For)
+			require.NoError(t, err, "%s: for", r.Alert)
+			require.GreaterOrEqual(t, d, 10*time.Minute, "%s: a remediation waits long enough that one slow request does not act, or counts two timeouts or more", r.Alert)
+		}
 		require.Contains(t, r.Expr, "unless on", "%s: a remediation has guards in its expression", r.Alert)
 		require.Contains(t, string(runbook), "`"+action+"`", "docs/runbook.md does not explain %s", action)
 	}
 }
+
+// repeatedTimeouts matches an expression that acts only on two worker
+// timeouts or more in its window.
+var repeatedTimeouts = regexp.MustCompile(`increase\(gunicorn_worker_timeouts_total\[[0-9]+[smh]\]\)\)\s*>=\s*([2-9]|[1-9][0-9]+)\b`)
 
 // counterOnly reports rate()/irate()/increase()/resets() applied to a
 // series that is not a counter or a classic histogram's series, judged by

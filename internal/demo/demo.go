@@ -53,6 +53,9 @@ type Options struct {
 const (
 	app   = "shop"
 	token = "demo-token-4b7e1a"
+	// scaleUpAlert is the shipped alert that asks for a worker when
+	// workers time out with none idle.
+	scaleUpAlert = "GunicornWorkersTimingOutScaleUp"
 )
 
 // Run starts everything, drives the narrative and writes it to w. It
@@ -179,13 +182,13 @@ func (d *driver) hungExternal() error {
 	}
 	d.n.cmd("curl -s %s/metrics | grep '^gunicorn_worker_timeouts_total'", d.exp.URL)
 	d.n.saw("the exporter counted it")
-	if err := d.waitAlert("GunicornWorkersSaturatedScaleUp", "firing"); err != nil {
+	if err := d.waitAlert(scaleUpAlert, "firing"); err != nil {
 		return err
 	}
 	d.n.cmd("curl -s %s/api/v1/alerts", d.loop.Prom.URL)
-	d.n.saw("GunicornWorkersSaturatedScaleUp is firing (reflex_action=scale_up)")
+	d.n.saw("%s is firing (reflex_action=scale_up)", scaleUpAlert)
 	if err := d.waitFor("Alertmanager has the alert", func() (bool, string) {
-		return d.amHas("GunicornWorkersSaturatedScaleUp"), ""
+		return d.amHas(scaleUpAlert), ""
 	}); err != nil {
 		return err
 	}
@@ -218,7 +221,7 @@ func (d *driver) hungExternal() error {
 func (d *driver) slowDatabase() error {
 	d.n.title(Steps[2])
 	d.n.say("the hung service is gone; /db?s=20 runs SELECT pg_sleep(20) on PostgreSQL.")
-	if err := d.waitAlert("GunicornWorkersSaturatedScaleUp", ""); err != nil {
+	if err := d.waitAlert(scaleUpAlert, ""); err != nil {
 		return err
 	}
 	d.n.saw("the scale-up alert resolved")
@@ -232,7 +235,7 @@ func (d *driver) slowDatabase() error {
 	}); err != nil {
 		return err
 	}
-	d.n.cmd("curl -s %s/api/v1/alerts | grep -o GunicornWorkersSaturatedScaleUp", d.loop.Prom.URL)
+	d.n.cmd("curl -s %s/api/v1/alerts | grep -o %s", d.loop.Prom.URL, scaleUpAlert)
 	d.n.saw("the alert fired again, and Alertmanager sent it")
 	d.n.cmd("grep refused %s", d.loop.Host.AuditLog)
 	d.n.saw("refused (%s): %s", ref.Refusal, ref.Reason)

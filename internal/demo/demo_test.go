@@ -43,7 +43,7 @@ func TestDemoNarrative(t *testing.T) {
 	for _, want := range append(append([]string{}, Steps...),
 		"DEMO-ONLY RULES",
 		"Gunicorn killed a worker held past --timeout 3",
-		"GunicornWorkersSaturatedScaleUp is firing",
+		"GunicornWorkersTimingOutScaleUp is firing",
 		"scale_up verified: 2 → 3 workers; /proc shows 3 workers",
 		": external_call (127.0.0.1:",
 		"gunicorn-reflex explain --app shop --url http://127.0.0.1:",
