@@ -332,41 +332,93 @@ func summarizeBlocking(rows []activityRow, stateOf map[int32]string, snap *Snaps
 
 // maxDepth returns the length, in waits, of the longest chain in the
 // waits-for graph: 1 when sessions wait on a holder, 2 when a third waits
-// on a waiter, and so on. Cycles (a deadlock the server has not broken
-// yet) are cut where they close.
+// on a waiter, and so on. A cycle (a deadlock the server has not broken
+// yet) counts each of its sessions once: its members are collapsed into
+// one node worth their number, and the longest path is taken over the
+// acyclic graph that remains. Cutting a cycle where a depth-first walk
+// happens to close it instead gives a depth that depends on where the walk
+// starts (map order), so the exported depth flapped during a deadlock.
 func maxDepth(edges map[int32][]int32) int {
-	memo := make(map[int32]int, len(edges))
-	onPath := map[int32]bool{}
-	var depth func(p int32) int
-	depth = func(p int32) int {
-		next, ok := edges[p]
-		if !ok {
-			return 0
-		}
-		if d, ok := memo[p]; ok {
+	comp, size := waitComponents(edges)
+	members := make([][]int32, len(size))
+	for p, c := range comp {
+		members[c] = append(members[c], p)
+	}
+	// memo[c] is the longest chain from component c to a holder.
+	memo := make(map[int]int, len(size))
+	var depth func(c int) int
+	depth = func(c int) int {
+		if d, ok := memo[c]; ok {
 			return d
 		}
-		if onPath[p] {
-			return 0
-		}
-		onPath[p] = true
 		best := 0
-		for _, n := range next {
-			if d := depth(n); d > best {
-				best = d
+		for _, p := range members[c] {
+			for _, n := range edges[p] {
+				if cn, ok := comp[n]; ok && cn != c {
+					best = max(best, depth(cn))
+				}
 			}
 		}
-		onPath[p] = false
-		memo[p] = best + 1
-		return best + 1
+		memo[c] = best + size[c]
+		return memo[c]
 	}
 	best := 0
-	for p := range edges {
-		if d := depth(p); d > best {
-			best = d
-		}
+	for c := range size {
+		best = max(best, depth(c))
 	}
 	return best
+}
+
+// waitComponents groups the waiting sessions (the keys of edges) into
+// strongly connected components (Tarjan): comp maps a session to its
+// component, size counts the sessions of each. A holder that waits on
+// nothing is in no component: it ends a chain.
+func waitComponents(edges map[int32][]int32) (comp map[int32]int, size []int) {
+	comp = make(map[int32]int, len(edges))
+	index := make(map[int32]int, len(edges))
+	low := make(map[int32]int, len(edges))
+	onStack := make(map[int32]bool, len(edges))
+	var stack []int32
+	next := 0
+	var visit func(p int32)
+	visit = func(p int32) {
+		index[p], low[p] = next, next
+		next++
+		stack = append(stack, p)
+		onStack[p] = true
+		for _, n := range edges[p] {
+			if _, waits := edges[n]; !waits {
+				continue
+			}
+			if _, seen := index[n]; !seen {
+				visit(n)
+				low[p] = min(low[p], low[n])
+			} else if onStack[n] {
+				low[p] = min(low[p], index[n])
+			}
+		}
+		if low[p] != index[p] {
+			return
+		}
+		c := len(size)
+		size = append(size, 0)
+		for {
+			top := stack[len(stack)-1]
+			stack = stack[:len(stack)-1]
+			onStack[top] = false
+			comp[top] = c
+			size[c]++
+			if top == p {
+				return
+			}
+		}
+	}
+	for p := range edges {
+		if _, seen := index[p]; !seen {
+			visit(p)
+		}
+	}
+	return comp, size
 }
 
 // sanitize makes a server-provided name safe as a label value.

@@ -131,8 +131,21 @@ func TestMaxDepth(t *testing.T) {
 		{map[int32][]int32{2: {1}, 3: {2, 1}, 4: {3}}, 3},
 		{map[int32][]int32{1: {2}, 2: {1}}, 2}, // deadlock not yet detected
 		{map[int32][]int32{1: {1}}, 1},
+		// A session waiting on a two-session deadlock: three waits, from
+		// wherever the walk starts (cutting the cycle where a walk closed
+		// it gave 2 or 3 by map order).
+		{map[int32][]int32{4: {1}, 1: {2}, 2: {1}}, 3},
+		// Two sessions into a three-cycle whose member also waits on a
+		// holder outside it: 1 + 1 + 3 + the holder's 0.
+		{map[int32][]int32{6: {5}, 5: {1}, 1: {2}, 2: {3}, 3: {1, 9}}, 5},
+		// Two separate deadlocks, the longer wins.
+		{map[int32][]int32{1: {2}, 2: {1}, 3: {4}, 4: {5}, 5: {3}}, 3},
 	} {
-		require.Equal(t, tc.want, maxDepth(tc.edges), "%v", tc.edges)
+		// Map iteration order changes from call to call: the depth must
+		// not.
+		for range 200 {
+			require.Equal(t, tc.want, maxDepth(tc.edges), "%v", tc.edges)
+		}
 	}
 }
 
