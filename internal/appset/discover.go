@@ -35,7 +35,11 @@ func (m *Manager) RunDiscovery(ctx context.Context, cfg *config.Config, ready ch
 	}
 	m.containers = newContainerDiscovery(cfg)
 	reported := map[string]string{} // master key -> what was last said about it
-	m.discoverOnce(fs, reported, enabled)
+	// One Discoverer for the life of the loop: it keeps what a pass read
+	// from a master's command line before setproctitle overwrote it, so the
+	// timeout (and its source) and the notes stay those of that pass.
+	d := &discovery.Discoverer{}
+	m.discoverOnce(d, fs, reported, enabled)
 	// Ready means the scrapes are true: until its first /proc sample an
 	// app would show reflex_proc_up 0 and no gunicorn_workers, a false
 	// outage to anyone who scrapes as soon as the exporter says it is
@@ -51,7 +55,7 @@ func (m *Manager) RunDiscovery(ctx context.Context, cfg *config.Config, ready ch
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			m.discoverOnce(fs, reported, enabled)
+			m.discoverOnce(d, fs, reported, enabled)
 		}
 	}
 }
@@ -59,8 +63,8 @@ func (m *Manager) RunDiscovery(ctx context.Context, cfg *config.Config, ready ch
 // discoverOnce runs one pass. It logs what it found and what it could not
 // find once per change, not on every pass. With follow false it only
 // resolves configured apps that named a pidfile but no error log.
-func (m *Manager) discoverOnce(fs procinfo.FS, reported map[string]string, follow bool) {
-	masters, err := discovery.Discover(fs)
+func (m *Manager) discoverOnce(d *discovery.Discoverer, fs procinfo.FS, reported map[string]string, follow bool) {
+	masters, err := d.Discover(fs)
 	if err != nil && len(masters) == 0 {
 		m.logger.Warn("discovery pass failed", "err", err)
 		return

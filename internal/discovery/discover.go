@@ -38,6 +38,17 @@
 // For an untitled master the command line itself comes first ("argv"), in
 // the same Gunicorn order; only the control socket is asked on top.
 //
+// A master is untitled from its exec until Gunicorn's arbiter retitles it
+// (after binding its sockets, before starting workers), so a pass can read
+// its real command line and a later pass see only the title. A Discoverer
+// remembers what a pass read from an untitled master's command line and
+// environment, per master (pid and start time), and later passes over the
+// same master use it as if it were still untitled: its settings, name and
+// TimeoutSource then stay the same for the master's whole life instead of
+// falling back to the sources above, and its notes are those of the first
+// pass (plus one saying the title came later). A master that is gone from
+// /proc, or whose pid now has another start time, is forgotten.
+//
 // The unit files are read from disk, not over D-Bus: that needs no system
 // bus access (which a sandboxed exporter usually lacks) and no new
 // dependency, at the cost of following systemd's merge rules here for the
@@ -51,6 +62,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/gunicorn-reflex/gunicorn-reflex/internal/procinfo"
@@ -165,11 +177,12 @@ type Master struct {
 
 // gproc is one Gunicorn process seen in the scan.
 type gproc struct {
-	pid, ppid int
-	cmd       []string
-	inv       invocation
-	kids      []int // Gunicorn children
-	role      role
+	pid, ppid  int
+	startTicks uint64
+	cmd        []string
+	inv        invocation
+	kids       []int // Gunicorn children
+	role       role
 }
 
 type role int
@@ -205,12 +218,53 @@ const (
 // The masters are returned even when err is non-nil: err (wrapping
 // procinfo.ErrPermission) then says which masters could be inspected only in
 // part; their Notes say what is missing.
+//
+// Discover remembers nothing between calls: a titled master's settings come
+// only from what it shows now. A caller that discovers repeatedly uses a
+// Discoverer.
 func Discover(fs procinfo.FS) ([]Master, error) {
 	return DiscoverWith(fs, Options{})
 }
 
 // DiscoverWith is Discover with options.
 func DiscoverWith(fs procinfo.FS, opts Options) ([]Master, error) {
+	return (&Discoverer{Options: opts}).Discover(fs)
+}
+
+// Discoverer runs discovery passes (Discover's rules) and remembers across
+// them how each master was started, as the package doc says under
+// "Settings of a titled master". The zero value is ready to use; a
+// Discoverer is safe for concurrent use (passes run one at a time).
+type Discoverer struct {
+	Options Options
+
+	mu sync.Mutex
+	// started holds, per live master seen untitled, what its command line
+	// and environment said then; entries of processes no longer in /proc
+	// are dropped at the end of each pass, so it never outgrows the
+	// masters running.
+	started map[startKey]startedAs
+}
+
+// startKey names one master for its whole life: its pid and start time, as
+// procinfo.Identity does (a pid alone is reused).
+type startKey struct {
+	pid   int
+	ticks uint64
+}
+
+// startedAs is what an untitled master's own /proc files say about how it
+// was started, the part setproctitle later overwrites.
+type startedAs struct {
+	inv     invocation        // Titled only for a master no pass saw untitled
+	environ map[string]string // GUNICORN_CMD_ARGS and PWD; nil when unreadable
+}
+
+// Discover runs one pass over fs.
+func (d *Discoverer) Discover(fs procinfo.FS) ([]Master, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	opts := d.Options
 	if opts.UnitDirs == nil {
 		opts.UnitDirs = DefaultUnitDirs
 	}
@@ -232,7 +286,7 @@ func DiscoverWith(fs procinfo.FS, opts Options) ([]Master, error) {
 		if err != nil || st.Zombie() {
 			continue
 		}
-		procs[pid] = &gproc{pid: pid, ppid: st.PPID, cmd: cmd, inv: inv}
+		procs[pid] = &gproc{pid: pid, ppid: st.PPID, startTicks: st.StartTicks, cmd: cmd, inv: inv}
 	}
 	for _, p := range procs {
 		if parent, ok := procs[p.ppid]; ok {
@@ -255,7 +309,7 @@ func DiscoverWith(fs procinfo.FS, opts Options) ([]Master, error) {
 		if p.role != roleMaster {
 			continue
 		}
-		m, err := inspect(fs, procs, p, opts)
+		m, err := d.inspect(fs, procs, p, opts)
 		if err != nil {
 			if !errors.Is(err, procinfo.ErrPermission) {
 				continue // it exited while we looked
@@ -263,6 +317,11 @@ func DiscoverWith(fs procinfo.FS, opts Options) ([]Master, error) {
 			errs = append(errs, err)
 		}
 		masters = append(masters, m)
+	}
+	for k := range d.started {
+		if p, ok := procs[k.pid]; !ok || p.startTicks != k.ticks {
+			delete(d.started, k) // exited, or the pid is another process now
+		}
 	}
 	dedupeNames(masters)
 	slices.SortFunc(masters, func(a, b Master) int {
@@ -350,8 +409,30 @@ func heartbeatCount(fs procinfo.FS, pid int) (int, bool) {
 	return len(hbs), true
 }
 
+// startedOf returns how master p (identity id) was started: what its
+// command line and environment say now when it is untitled (remembered for
+// later passes), else what an earlier pass read while it was (kept true),
+// else its title and whatever environment setproctitle left.
+func (d *Discoverer) startedOf(fs procinfo.FS, p *gproc, id procinfo.Identity) (s startedAs, kept bool) {
+	key := startKey{pid: id.PID, ticks: id.StartTicks}
+	if s, ok := d.started[key]; ok && p.inv.Titled {
+		return s, true
+	}
+	s.inv = p.inv
+	if e, err := fs.Environ(p.pid, "GUNICORN_CMD_ARGS", "PWD"); err == nil {
+		s.environ = e
+	}
+	if !p.inv.Titled {
+		if d.started == nil {
+			d.started = map[startKey]startedAs{}
+		}
+		d.started[key] = s
+	}
+	return s, false
+}
+
 // inspect works out everything about one master.
-func inspect(fs procinfo.FS, procs map[int]*gproc, p *gproc, opts Options) (Master, error) {
+func (d *Discoverer) inspect(fs procinfo.FS, procs map[int]*gproc, p *gproc, opts Options) (Master, error) {
 	m := Master{Setproctitle: p.inv.Titled}
 	var permErr error
 	id, err := fs.Identify(p.pid)
@@ -392,9 +473,13 @@ func inspect(fs procinfo.FS, procs map[int]*gproc, p *gproc, opts Options) (Mast
 	if permErr != nil {
 		m.note("cannot read all of /proc/%d (%v): run as Gunicorn's user or root, or with CAP_DAC_READ_SEARCH and CAP_SYS_PTRACE", p.pid, permErr)
 	}
-	in.settings(p.inv) // first: --control-socket tells listen which socket is not a listener
+	started, kept := d.startedOf(fs, p, id)
+	if kept {
+		m.note("argv overwritten by setproctitle after an earlier pass read it: settings kept from that command line")
+	}
+	in.settings(started) // first: --control-socket tells listen which socket is not a listener
 	in.listen()
-	in.resolve(p.inv)
+	in.resolve(started.inv)
 	m.AppDir = in.appDir()
 	if permErr != nil {
 		return m, fmt.Errorf("master %d: %w", p.pid, permErr)
@@ -504,7 +589,8 @@ func (in *inspection) listen() {
 // config file < GUNICORN_CMD_ARGS < command line (gunicorn/app/base.py
 // load_config). For a titled master the command line and GUNICORN_CMD_ARGS
 // come from its systemd unit when there is one.
-func (in *inspection) settings(inv invocation) {
+func (in *inspection) settings(started startedAs) {
+	inv := started.inv
 	in.val, in.src, in.nonLiteral = map[string]string{}, map[string]string{}, map[string]bool{}
 	var argv, env options
 	argvLayer, envLayer := FromArgv, FromEnv
@@ -524,7 +610,7 @@ func (in *inspection) settings(inv invocation) {
 	// Titled, the environment is usually blank (setproctitle reuses its
 	// area) unless the master runs with SPT_NOENV=1; what it holds is the
 	// process's own, so it wins over the unit's Environment=.
-	if e, err := in.fs.Environ(in.pid, "GUNICORN_CMD_ARGS", "PWD"); err == nil {
+	if e := started.environ; e != nil {
 		if s := e["GUNICORN_CMD_ARGS"]; s != "" {
 			env, envLayer = parseOptions(splitShell(s)), FromEnv
 			in.m.note("GUNICORN_CMD_ARGS is set: %q", s)
