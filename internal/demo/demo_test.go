@@ -109,7 +109,23 @@ func TestSession(t *testing.T) {
 	require.False(t, reached)
 	require.Equal(t, []string{"boom 7"}, failures)
 	require.True(t, s.Failed())
-	s.Close()
+	require.Nil(t, s.Close(), "the cleanups recorded no failure")
 	require.Equal(t, []int{2, 1}, order)
 	require.Nil(t, NewSession(&log).Run(func(testing.TB) {}))
+}
+
+// Close reports what the cleanups record, which Run's result cannot
+// include, and a cleanup's Fatal does not keep the earlier-registered
+// ones from running.
+func TestSessionCloseReportsCleanupFailures(t *testing.T) {
+	var log bytes.Buffer
+	s := NewSession(&log)
+	ran := false
+	require.Nil(t, s.Run(func(tb testing.TB) {
+		tb.Cleanup(func() { ran = true })
+		tb.Cleanup(func() { tb.Errorf("%s did not stop", "prometheus") })
+		tb.Cleanup(func() { tb.Fatal("cleanup gave up") })
+	}))
+	require.Equal(t, []string{"cleanup gave up", "prometheus did not stop"}, s.Close())
+	require.True(t, ran)
 }

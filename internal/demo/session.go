@@ -7,6 +7,8 @@ import (
 	"runtime"
 	"sync"
 	"testing"
+
+	"github.com/gunicorn-reflex/gunicorn-reflex/internal/reflextest"
 )
 
 // Session lets the test harnesses (which take a testing.TB, because their
@@ -51,9 +53,16 @@ func (s *Session) Run(f func(tb testing.TB)) []string {
 	return append([]string(nil), s.msgs...)
 }
 
-// Close runs every cleanup, the last registered first, and removes the
-// temporary directories.
-func (s *Session) Close() {
+// Close runs every cleanup, the last registered first, removes the
+// temporary directories and the gunicorn-reflex binary the harnesses built,
+// and returns the failures the cleanups recorded (a process that did not
+// stop when asked, say), nil when there were none: what Run returned
+// cannot include them, and a demo that says it stopped everything must
+// not hide them.
+func (s *Session) Close() []string {
+	s.mu.Lock()
+	before := len(s.msgs)
+	s.mu.Unlock()
 	for {
 		s.mu.Lock()
 		n := len(s.cleanups)
@@ -64,11 +73,31 @@ func (s *Session) Close() {
 		f := s.cleanups[n-1]
 		s.cleanups = s.cleanups[:n-1]
 		s.mu.Unlock()
-		f()
+		// On a goroutine of its own, as Run does: a cleanup's Fatal ends
+		// that cleanup, not Close, and the ones after it still run.
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			f()
+		}()
+		<-done
 	}
 	for _, d := range s.tmp {
-		_ = os.RemoveAll(d)
+		if err := os.RemoveAll(d); err != nil {
+			s.record(fmt.Sprintf("remove %s: %v", d, err))
+		}
 	}
+	// The binary is built once per process into a directory of its own,
+	// which a test process leaves behind; the demo is the whole process.
+	if err := reflextest.RemoveBinary(); err != nil {
+		s.record(fmt.Sprintf("remove the gunicorn-reflex binary: %v", err))
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.msgs) == before {
+		return nil
+	}
+	return append([]string(nil), s.msgs[before:]...)
 }
 
 // Helper does nothing: line numbers are not reported.

@@ -5,14 +5,12 @@ package reflextest
 
 import (
 	"bytes"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -24,37 +22,64 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
+
+	"github.com/gunicorn-reflex/gunicorn-reflex/internal/testenv"
 )
 
-var (
-	buildOnce sync.Once
-	binPath   string
-	buildErr  error
-)
+// built is the binary Binary built for this process: its directory, its
+// path, or the error building it gave.
+var built struct {
+	mu   sync.Mutex
+	dir  string
+	path string
+	err  error
+}
 
-// Binary builds cmd/gunicorn-reflex (once per test process) and returns its path.
+// Binary builds cmd/gunicorn-reflex (once per test process) and returns its
+// path. The binary lives in a temporary directory of its own, outside any
+// test's TempDir, because every test of the process shares it; a test
+// process leaves it behind, a program using the harnesses removes it with
+// RemoveBinary.
 func Binary(t testing.TB) string {
 	t.Helper()
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "reflextest-bin-")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		_, file, _, _ := runtime.Caller(0)
-		root := filepath.Join(filepath.Dir(file), "..", "..")
-		binPath = filepath.Join(dir, "gunicorn-reflex")
-		cmd := exec.Command("go", "build", "-race", "-o", binPath, "./cmd/gunicorn-reflex")
-		cmd.Dir = root
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			buildErr = fmt.Errorf("go build: %w\n%s", err, out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
+	built.mu.Lock()
+	defer built.mu.Unlock()
+	if built.path == "" && built.err == nil {
+		built.err = build()
 	}
-	return binPath
+	if built.err != nil {
+		t.Fatal(built.err)
+	}
+	return built.path
+}
+
+func build() error {
+	dir, err := os.MkdirTemp("", "reflextest-bin-")
+	if err != nil {
+		return err
+	}
+	path := filepath.Join(dir, "gunicorn-reflex")
+	if err := testenv.BuildCommand(path, "./cmd/gunicorn-reflex"); err != nil {
+		_ = os.RemoveAll(dir)
+		return err
+	}
+	built.dir, built.path = dir, path
+	return nil
+}
+
+// RemoveBinary removes the binary Binary built and its directory; a later
+// Binary builds it again. It is for a program that runs the harnesses
+// (reflex-demo), which must leave nothing behind when it ends; call it
+// after every exporter has stopped.
+func RemoveBinary() error {
+	built.mu.Lock()
+	defer built.mu.Unlock()
+	dir := built.dir
+	built.dir, built.path, built.err = "", "", nil
+	if dir == "" {
+		return nil
+	}
+	return os.RemoveAll(dir)
 }
 
 // Exporter is one running gunicorn-reflex process.

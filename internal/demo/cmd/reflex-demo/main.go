@@ -25,7 +25,7 @@ func run() int {
 	var err error
 	failures := s.Run(func(tb testing.TB) { err = demo.Run(ctx, tb, os.Stdout, demo.Options{}) })
 	fmt.Println("\nstopping every process by pid...")
-	s.Close()
+	failures = append(failures, s.Close()...)
 	switch {
 	case len(failures) > 0:
 		fmt.Fprintln(os.Stderr, "reflex-demo failed:")
