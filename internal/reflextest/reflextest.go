@@ -4,7 +4,6 @@
 package reflextest
 
 import (
-	"bytes"
 	"fmt"
 	"io"
 	"net"
@@ -24,6 +23,8 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
+
+	"github.com/gunicorn-reflex/gunicorn-reflex/internal/testenv"
 )
 
 var (
@@ -60,7 +61,7 @@ func Binary(t testing.TB) string {
 // Exporter is one running gunicorn-reflex process.
 type Exporter struct {
 	URL    string
-	Stderr *lockedBuffer
+	Stderr *testenv.LockedBuffer
 	cmd    *exec.Cmd
 	done   chan struct{}
 	t      testing.TB
@@ -93,7 +94,7 @@ func StartOn(t testing.TB, addr string, stdin io.Reader, args ...string) *Export
 		addr = net.JoinHostPort(host, strconv.Itoa(freePort(t, host)))
 	}
 	cmd := exec.Command(Binary(t), append([]string{"--web.listen-address=" + addr, "--log.level=debug"}, args...)...)
-	e := &Exporter{URL: "http://" + addr, Stderr: &lockedBuffer{}, cmd: cmd, done: make(chan struct{}), t: t}
+	e := &Exporter{URL: "http://" + addr, Stderr: &testenv.LockedBuffer{}, cmd: cmd, done: make(chan struct{}), t: t}
 	cmd.Stdout = e.Stderr
 	cmd.Stderr = e.Stderr
 	cmd.Stdin = stdin
@@ -256,30 +257,4 @@ func freePort(t testing.TB, host string) int {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port
-}
-
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-// Tail returns the last n lines written.
-func (b *lockedBuffer) Tail(n int) string {
-	lines := strings.Split(strings.TrimRight(b.String(), "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
 }
