@@ -5,15 +5,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
-	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"sort"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -25,6 +21,7 @@ import (
 	"github.com/gunicorn-reflex/gunicorn-reflex/internal/config"
 	"github.com/gunicorn-reflex/gunicorn-reflex/internal/gunicorntest"
 	"github.com/gunicorn-reflex/gunicorn-reflex/internal/pgtest"
+	"github.com/gunicorn-reflex/gunicorn-reflex/internal/promtest"
 	"github.com/gunicorn-reflex/gunicorn-reflex/internal/reflextest"
 	"github.com/gunicorn-reflex/gunicorn-reflex/internal/testenv"
 )
@@ -46,7 +43,9 @@ const liveApp = "live"
 //	    a histogram;
 //	(c) GunicornWorkerTimeouts fires with the labels the receiver keys on.
 func TestLivePrometheus(t *testing.T) {
-	promBin := testenv.LookPath(t, "prometheus")
+	// Before the other real parts start: a missing Prometheus skips (or
+	// fails) the test at once.
+	testenv.LookPath(t, "prometheus")
 	rules := loadRules(t)
 	queries := panelQueries(t)
 	varMetrics := variableMetrics(t)
@@ -112,12 +111,15 @@ receiver:
 	exp.WaitValue(t, 20*time.Second, 1, "reflex_pgbouncer_up", "target", "pool")
 	target := strings.TrimPrefix(exp.URL, "http://")
 
-	prom := startPrometheus(t, promBin, target)
+	// Every rule file of alerts/, as a glob Prometheus expands.
+	rulesGlob, err := filepath.Abs("*.yml")
+	require.NoError(t, err)
+	prom := promtest.StartPrometheus(t, promtest.PromOptions{Targets: []string{target}, RuleFiles: []string{rulesGlob}})
 	// Prometheus has the counters at 0 before anything happens, so the
 	// timeouts below are an increase it sees.
-	prom.waitSeries(t, fmt.Sprintf(`gunicorn_worker_timeouts_total{app=%q} == 0`, liveApp))
+	prom.WaitSeries(t, fmt.Sprintf(`gunicorn_worker_timeouts_total{app=%q} == 0`, liveApp), 30*time.Second)
 
-	prom.waitSeries(t, fmt.Sprintf(`reflex_remediation_decisions_total{app=%q, action="scale_up", outcome="dry_run"} == 0`, liveApp))
+	prom.WaitSeries(t, fmt.Sprintf(`reflex_remediation_decisions_total{app=%q, action="scale_up", outcome="dry_run"} == 0`, liveApp), 30*time.Second)
 
 	start := time.Now()
 	// The receiver's webhook on the exporter's listener (the URL of
@@ -168,10 +170,10 @@ receiver:
 	defer func() { <-busy }()
 	// The replacement workers have been sampled out of "booting" (every 2 s)
 	// and the busy ratio recorded from that sample.
-	prom.waitSeries(t, fmt.Sprintf(`app:gunicorn_workers_busy:ratio{app=%q}`, liveApp))
+	prom.WaitSeries(t, fmt.Sprintf(`app:gunicorn_workers_busy:ratio{app=%q}`, liveApp), 30*time.Second)
 
 	// (c) The timeout alert fires with the labels the receiver keys on.
-	alert := prom.waitFiring(t, "GunicornWorkerTimeouts", 30*time.Second)
+	alert := prom.WaitAlert(t, 30*time.Second, "GunicornWorkerTimeouts", "firing")
 	for k, want := range map[string]string{"app": liveApp, "instance": target, "job": "gunicorn-reflex", "severity": "warning"} {
 		require.Equal(t, want, alert.Labels[k], "label %s of %v", k, alert.Labels)
 	}
@@ -208,7 +210,7 @@ receiver:
 			require.True(t, records[name], "%s: %s is no recording rule defined in alerts/", where, name)
 		case name == "up":
 			// Prometheus's own series for the scrape, not the exporter's.
-			require.NotEmpty(t, prom.query(t, `up{job="gunicorn-reflex"} == 1`), "%s: up", where)
+			require.NotEmpty(t, prom.QueryRaw(t, `up{job="gunicorn-reflex"} == 1`), "%s: up", where)
 		default:
 			_, ok := families[name]
 			if base, hist := histogramFamily(name); hist && !ok {
@@ -245,7 +247,7 @@ receiver:
 	subst := strings.NewReplacer("$__rate_interval", "10s", "$job", "gunicorn-reflex", "$instance", target,
 		"$app", liveApp, "$target", "main|pool")
 	for _, r := range rules {
-		prom.query(t, r.Expr)
+		prom.QueryRaw(t, r.Expr)
 	}
 	gunicornRows := map[string]bool{"Timeouts and exits": true, "Workers": true, "Requests and latency": true, "Memory and CPU": true, "Logs followed": true}
 	for _, q := range queries {
@@ -253,9 +255,9 @@ receiver:
 			if strings.HasPrefix(q.where, "annotation ") {
 				// An annotation marks events: it has series where
 				// they happened, during the test.
-				return prom.queryRange(t, subst.Replace(q.expr), start, time.Now())
+				return prom.QueryRange(t, subst.Replace(q.expr), start, time.Now().Add(time.Second), time.Second)
 			}
-			return prom.query(t, subst.Replace(q.expr))
+			return prom.QueryRaw(t, subst.Replace(q.expr))
 		}
 		res := run()
 		// On a loaded machine a scrape can miss its 1 s timeout, and its
@@ -302,178 +304,4 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	sort.Strings(keys)
 	return keys
-}
-
-// promServer is one Prometheus process of a test.
-type promServer struct {
-	url    string
-	cmd    *exec.Cmd
-	done   chan struct{}
-	stderr *os.File
-	client *http.Client
-}
-
-// startPrometheus runs Prometheus on a free loopback port with a temporary
-// TSDB, scraping target every second and evaluating every rule file of
-// alerts/ every second, and stops it by pid in a cleanup.
-func startPrometheus(t *testing.T, bin, target string) *promServer {
-	t.Helper()
-	dir := t.TempDir()
-	rulesGlob, err := filepath.Abs("*.yml")
-	require.NoError(t, err)
-	cfg := filepath.Join(dir, "prometheus.yml")
-	require.NoError(t, os.WriteFile(cfg, []byte(fmt.Sprintf(`global:
-  scrape_interval: 1s
-  scrape_timeout: 1s
-  evaluation_interval: 1s
-rule_files:
-  - %q
-scrape_configs:
-  - job_name: gunicorn-reflex
-    static_configs:
-      - targets: [%q]
-`, rulesGlob, target)), 0o644))
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	addr := l.Addr().String()
-	require.NoError(t, l.Close())
-	stderr, err := os.Create(filepath.Join(dir, "prometheus.log"))
-	require.NoError(t, err)
-	p := &promServer{url: "http://" + addr, done: make(chan struct{}), stderr: stderr,
-		client: &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{Proxy: nil}}}
-	p.cmd = exec.Command(bin, "--config.file="+cfg, "--storage.tsdb.path="+filepath.Join(dir, "data"),
-		"--web.listen-address="+addr, "--log.level=warn")
-	p.cmd.Stdout, p.cmd.Stderr = stderr, stderr
-	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	require.NoError(t, p.cmd.Start())
-	go func() { _ = p.cmd.Wait(); close(p.done) }()
-	t.Cleanup(func() { p.stop(t) })
-
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		resp, err := p.client.Get(p.url + "/-/ready")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return p
-			}
-		}
-		select {
-		case <-p.done:
-			t.Fatalf("prometheus exited before it was ready:\n%s", p.log())
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("prometheus not ready after 30s:\n%s", p.log())
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
-
-// stop ends Prometheus by pid: SIGTERM, then SIGKILL after 10 s.
-func (p *promServer) stop(t *testing.T) {
-	select {
-	case <-p.done:
-		return
-	default:
-	}
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.done:
-	case <-time.After(10 * time.Second):
-		t.Errorf("prometheus did not stop within 10s of SIGTERM; killing it")
-		_ = p.cmd.Process.Kill()
-		<-p.done
-	}
-	_ = p.stderr.Close()
-}
-
-func (p *promServer) log() string {
-	b, _ := os.ReadFile(p.stderr.Name())
-	return string(b)
-}
-
-func (p *promServer) get(t *testing.T, path string, out any) {
-	t.Helper()
-	resp, err := p.client.Get(p.url + path)
-	require.NoError(t, err)
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	require.NoError(t, err)
-	var env struct {
-		Status string          `json:"status"`
-		Error  string          `json:"error"`
-		Data   json.RawMessage `json:"data"`
-	}
-	require.NoError(t, json.Unmarshal(body, &env), "GET %s: %s", path, body)
-	require.Equal(t, "success", env.Status, "GET %s: %s", path, env.Error)
-	require.NoError(t, json.Unmarshal(env.Data, out), "GET %s: %s", path, body)
-}
-
-// query runs an instant query, fails the test if Prometheus rejects it,
-// and returns the series of the result.
-func (p *promServer) query(t *testing.T, expr string) []json.RawMessage {
-	t.Helper()
-	var data struct {
-		ResultType string          `json:"resultType"`
-		Result     json.RawMessage `json:"result"`
-	}
-	p.get(t, "/api/v1/query?query="+url.QueryEscape(expr), &data)
-	var series []json.RawMessage
-	if data.ResultType == "vector" || data.ResultType == "matrix" {
-		require.NoError(t, json.Unmarshal(data.Result, &series))
-	} else {
-		series = []json.RawMessage{data.Result} // a scalar or a string
-	}
-	return series
-}
-
-// queryRange runs a range query with a 1 s step and returns its series.
-func (p *promServer) queryRange(t *testing.T, expr string, from, to time.Time) []json.RawMessage {
-	t.Helper()
-	var data struct {
-		Result []json.RawMessage `json:"result"`
-	}
-	v := url.Values{"query": {expr}, "start": {strconv.FormatInt(from.Unix(), 10)}, "end": {strconv.FormatInt(to.Unix()+1, 10)}, "step": {"1"}}
-	p.get(t, "/api/v1/query_range?"+v.Encode(), &data)
-	return data.Result
-}
-
-// waitSeries polls until expr returns a series (30 s at most).
-func (p *promServer) waitSeries(t *testing.T, expr string) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for len(p.query(t, expr)) == 0 {
-		if time.Now().After(deadline) {
-			t.Fatalf("no series for %s after 30s:\n%s", expr, p.log())
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-}
-
-type promAlert struct {
-	Labels      map[string]string `json:"labels"`
-	Annotations map[string]string `json:"annotations"`
-	State       string            `json:"state"`
-}
-
-// waitFiring polls /api/v1/alerts until the named alert is firing.
-func (p *promServer) waitFiring(t *testing.T, name string, timeout time.Duration) promAlert {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		var data struct {
-			Alerts []promAlert `json:"alerts"`
-		}
-		p.get(t, "/api/v1/alerts", &data)
-		for _, a := range data.Alerts {
-			if a.Labels["alertname"] == name && a.State == "firing" {
-				return a
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s not firing after %v; alerts: %+v\n%s", name, timeout, data.Alerts, p.log())
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
 }

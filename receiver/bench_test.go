@@ -8,13 +8,11 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
-	"slices"
-	"strconv"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/gunicorn-reflex/gunicorn-reflex/internal/benchtest"
 	"github.com/gunicorn-reflex/gunicorn-reflex/internal/procinfo"
 	"github.com/gunicorn-reflex/gunicorn-reflex/receiver/audit"
 	"github.com/gunicorn-reflex/gunicorn-reflex/receiver/intent"
@@ -136,69 +134,15 @@ func waitPerformed(b *testing.B, eff *fakeEffector) {
 // from each request's scheduled send time, and checks that exactly one
 // action was performed. It runs once whatever b.N is.
 func BenchmarkEngineDuplicates500PerSecond(b *testing.B) {
-	secs := 5
-	if s, err := strconv.Atoi(os.Getenv("REFLEX_BENCH_SECONDS")); err == nil && s > 0 {
-		secs = s
-	}
-	const rate = 500
 	srv, eff, stop := benchServer(b)
 	defer stop()
 	body := benchBody(b)
 	client := srv.Client()
-	client.Transport.(*http.Transport).MaxIdleConnsPerHost = 8
-	total := secs * rate
-	sched := make(chan time.Time, total)
-	lat := make([]time.Duration, 0, total)
-	var mu sync.Mutex
-	var wg sync.WaitGroup
-	failed := 0
-	for range 8 {
-		wg.Go(func() {
-			for at := range sched {
-				code, err := post(client, srv.URL, body)
-				d := time.Since(at)
-				mu.Lock()
-				lat = append(lat, d)
-				if err != nil || code != http.StatusOK {
-					failed++
-				}
-				mu.Unlock()
-			}
-		})
-	}
-	b.ResetTimer()
-	start := time.Now()
-	for i := range total {
-		at := start.Add(time.Duration(i) * time.Second / rate)
-		time.Sleep(time.Until(at))
-		sched <- at
-	}
-	close(sched)
-	wg.Wait()
-	b.StopTimer()
-	if failed > 0 {
-		b.Fatalf("%d of %d requests failed", failed, total)
-	}
+	client.Transport.(*http.Transport).MaxIdleConnsPerHost = benchtest.Senders
+	benchtest.Paced(b, 500, func() bool {
+		code, err := post(client, srv.URL, body)
+		return err == nil && code == http.StatusOK
+	})
 	waitPerformed(b, eff)
-	slices.Sort(lat)
-	pct := func(p float64) float64 { return float64(lat[int(p*float64(len(lat)-1))]) / 1e6 }
-	b.ReportMetric(pct(0.50), "p50-ms")
-	b.ReportMetric(pct(0.99), "p99-ms")
-	b.ReportMetric(float64(lat[len(lat)-1])/1e6, "max-ms")
 	b.ReportMetric(float64(eff.count()), "actions")
-	b.ReportMetric(peakRSSMiB(), "peak-rss-MiB")
-}
-
-func peakRSSMiB() float64 {
-	raw, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		return 0
-	}
-	for line := range strings.SplitSeq(string(raw), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
-			kb, _ := strconv.Atoi(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")))
-			return float64(kb) / 1024
-		}
-	}
-	return 0
 }

@@ -1,19 +1,17 @@
 package main_test
 
 // End-to-end tests of the remediation receiver with a real Alertmanager
-// (Debian's prometheus-alertmanager 0.25, started here on loopback), the
-// real gunicorn-reflex binary and a real Gunicorn: Alertmanager posts to
-// the receiver through a small loopback proxy that can fail or delay the
-// first deliveries and counts what arrives. Each test reads the effect in
-// /proc (the master's workers) and in the audit log.
+// (Debian's prometheus-alertmanager 0.25, run on loopback by
+// internal/promtest), the real gunicorn-reflex binary and a real Gunicorn:
+// Alertmanager posts to the receiver through a small loopback proxy that
+// can fail or delay the first deliveries and counts what arrives. Each test
+// reads the effect in /proc (the master's workers) and in the audit log.
 
 import (
 	"bufio"
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -22,7 +20,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -30,7 +27,9 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/gunicorn-reflex/gunicorn-reflex/internal/config"
 	"github.com/gunicorn-reflex/gunicorn-reflex/internal/gunicorntest"
+	"github.com/gunicorn-reflex/gunicorn-reflex/internal/promtest"
 	"github.com/gunicorn-reflex/gunicorn-reflex/internal/reflextest"
 	"github.com/gunicorn-reflex/gunicorn-reflex/internal/testenv"
 )
@@ -81,129 +80,6 @@ func (p *proxy) setTarget(t *testing.T, target string) {
 	u, err := url.Parse(target)
 	require.NoError(t, err)
 	p.target.Store(u)
-}
-
-// alertmanager is one Alertmanager process on loopback.
-type alertmanager struct {
-	url  string
-	cmd  *exec.Cmd
-	done chan struct{}
-	out  *bytes.Buffer
-	mu   *sync.Mutex
-}
-
-type amOptions struct {
-	webhook        string // the receiver URL Alertmanager posts to
-	tokenFile      string
-	groupInterval  string
-	repeatInterval string
-	clusterListen  string // "" disables clustering
-	peers          []string
-}
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	defer l.Close()
-	return l.Addr().String()
-}
-
-func startAlertmanager(t *testing.T, dir string, o amOptions) *alertmanager {
-	t.Helper()
-	bin := testenv.LookPath(t, "prometheus-alertmanager")
-	require.NoError(t, os.MkdirAll(dir, 0o755))
-	cfg := fmt.Sprintf(`route:
-  receiver: reflex
-  group_by: [alertname, app, instance]
-  group_wait: 1s
-  group_interval: %s
-  repeat_interval: %s
-receivers:
-  - name: reflex
-    webhook_configs:
-      - url: %s/api/v1/alerts
-        send_resolved: true
-        http_config:
-          authorization:
-            credentials_file: %s
-`, o.groupInterval, o.repeatInterval, o.webhook, o.tokenFile)
-	cfgPath := filepath.Join(dir, "alertmanager.yml")
-	require.NoError(t, os.WriteFile(cfgPath, []byte(cfg), 0o600))
-	addr := freeAddr(t)
-	args := []string{"--config.file=" + cfgPath, "--storage.path=" + filepath.Join(dir, "data"),
-		"--web.listen-address=" + addr, "--log.level=debug"}
-	if o.clusterListen == "" {
-		args = append(args, "--cluster.listen-address=")
-	} else {
-		args = append(args, "--cluster.listen-address="+o.clusterListen, "--cluster.advertise-address="+o.clusterListen,
-			"--cluster.peer-timeout=1s", "--cluster.gossip-interval=100ms", "--cluster.pushpull-interval=1s",
-			"--cluster.settle-timeout=2s", "--cluster.probe-interval=200ms")
-		for _, p := range o.peers {
-			args = append(args, "--cluster.peer="+p)
-		}
-	}
-	am := &alertmanager{url: "http://" + addr, done: make(chan struct{}), out: &bytes.Buffer{}, mu: &sync.Mutex{}}
-	am.cmd = exec.Command(bin, args...)
-	w := lockedWriter{am.mu, am.out}
-	am.cmd.Stdout, am.cmd.Stderr = w, w
-	require.NoError(t, am.cmd.Start())
-	go func() { _ = am.cmd.Wait(); close(am.done) }()
-	t.Cleanup(func() {
-		_ = am.cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-am.done:
-		case <-time.After(10 * time.Second):
-			_ = am.cmd.Process.Kill()
-			<-am.done
-		}
-		if t.Failed() {
-			t.Logf("alertmanager %s log:\n%s", addr, am.log())
-		}
-	})
-	waitFor(t, 20*time.Second, "alertmanager ready", func() bool {
-		resp, err := http.Get(am.url + "/-/ready")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
-	})
-	return am
-}
-
-func (am *alertmanager) log() string {
-	am.mu.Lock()
-	defer am.mu.Unlock()
-	return am.out.String()
-}
-
-type lockedWriter struct {
-	mu *sync.Mutex
-	b  *bytes.Buffer
-}
-
-func (w lockedWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.b.Write(p)
-}
-
-// fire posts one firing alert to am, as Prometheus does (the same startsAt
-// to every Alertmanager of a cluster).
-func (am *alertmanager) fire(t *testing.T, labels map[string]string, startsAt time.Time) {
-	t.Helper()
-	body, err := json.Marshal([]map[string]any{{
-		"labels":   labels,
-		"startsAt": startsAt.UTC().Format(time.RFC3339Nano),
-		"endsAt":   startsAt.Add(time.Hour).UTC().Format(time.RFC3339Nano),
-	}})
-	require.NoError(t, err)
-	resp, err := http.Post(am.url+"/api/v2/alerts", "application/json", bytes.NewReader(body))
-	require.NoError(t, err)
-	msg, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	require.Equal(t, http.StatusOK, resp.StatusCode, "%s", msg)
 }
 
 func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
@@ -288,6 +164,12 @@ func (r *remediationRig) start(t *testing.T) {
 	r.exp.WaitValue(t, 20*time.Second, 1, "reflex_proc_up", "app", "shop")
 }
 
+// webhook is the receiver's webhook behind p, with the rig's token, for
+// an Alertmanager that posts every alert to it.
+func (r *remediationRig) webhook(p *proxy) []promtest.Webhook {
+	return []promtest.Webhook{{URL: p.srv.URL + config.ReceiverPath, TokenFile: r.tokenFile}}
+}
+
 func scaleUpLabels() map[string]string {
 	return map[string]string{"alertname": "GunicornWorkerTimeouts", "app": "shop", "instance": "web-1:9615",
 		"reflex_action": "scale_up", "severity": "warning"}
@@ -345,9 +227,8 @@ func TestAlertmanagerScalesOneStepPerCooldown(t *testing.T) {
 	const cooldown = 4 * time.Second
 	r := newRemediationRig(t, rigKnobs{cooldown: "4s", keyTTL: "1s", maxWorkers: 4})
 	p := newProxy(t, r.exp.URL, 0, 0)
-	am := startAlertmanager(t, filepath.Join(r.dir, "am"), amOptions{webhook: p.srv.URL, tokenFile: r.tokenFile,
-		groupInterval: "1s", repeatInterval: "1s"})
-	am.fire(t, scaleUpLabels(), time.Now().Add(-time.Minute))
+	am := promtest.StartAlertmanager(t, promtest.AMOptions{Webhooks: r.webhook(p), GroupInterval: "1s", RepeatInterval: "1s"})
+	am.Fire(t, scaleUpLabels(), time.Now().Add(-time.Minute))
 
 	waitFor(t, 90*time.Second, "two verified steps and then max_workers", func() bool {
 		a := readAudit(t, r.audit)
@@ -380,9 +261,8 @@ func TestAlertmanagerScalesOneStepPerCooldown(t *testing.T) {
 func TestAlertmanagerRetriesActOnce(t *testing.T) {
 	r := newRemediationRig(t, rigKnobs{cooldown: "1h", keyTTL: "15m", maxWorkers: 4})
 	p := newProxy(t, r.exp.URL, 3, 0)
-	am := startAlertmanager(t, filepath.Join(r.dir, "am"), amOptions{webhook: p.srv.URL, tokenFile: r.tokenFile,
-		groupInterval: "1s", repeatInterval: "2s"})
-	am.fire(t, scaleUpLabels(), time.Now().Add(-time.Minute))
+	am := promtest.StartAlertmanager(t, promtest.AMOptions{Webhooks: r.webhook(p), GroupInterval: "1s", RepeatInterval: "2s"})
+	am.Fire(t, scaleUpLabels(), time.Now().Add(-time.Minute))
 
 	waitFor(t, 60*time.Second, "the action verified", func() bool { return count(readAudit(t, r.audit), "verified") == 1 })
 	waitFor(t, 30*time.Second, "two more deliveries after the first success", func() bool { return p.forwarded.Load() >= 3 })
@@ -402,14 +282,14 @@ func TestAlertmanagerPeersActOnce(t *testing.T) {
 	r := newRemediationRig(t, rigKnobs{cooldown: "1h", keyTTL: "15m", maxWorkers: 4})
 	p1 := newProxy(t, r.exp.URL, 0, 3*time.Second)
 	p2 := newProxy(t, r.exp.URL, 0, 3*time.Second)
-	c1, c2 := freeAddr(t), freeAddr(t)
-	am1 := startAlertmanager(t, filepath.Join(r.dir, "am1"), amOptions{webhook: p1.srv.URL, tokenFile: r.tokenFile,
-		groupInterval: "1m", repeatInterval: "1h", clusterListen: c1, peers: []string{c2}})
-	am2 := startAlertmanager(t, filepath.Join(r.dir, "am2"), amOptions{webhook: p2.srv.URL, tokenFile: r.tokenFile,
-		groupInterval: "1m", repeatInterval: "1h", clusterListen: c2, peers: []string{c1}})
+	c1, c2 := promtest.FreeAddr(t, "127.0.0.1"), promtest.FreeAddr(t, "127.0.0.1")
+	am1 := promtest.StartAlertmanager(t, promtest.AMOptions{Webhooks: r.webhook(p1), GroupInterval: "1m", RepeatInterval: "1h",
+		Cluster: true, ClusterAddr: c1, Peers: []string{c2}})
+	am2 := promtest.StartAlertmanager(t, promtest.AMOptions{Webhooks: r.webhook(p2), GroupInterval: "1m", RepeatInterval: "1h",
+		Cluster: true, ClusterAddr: c2, Peers: []string{c1}})
 	startsAt := time.Now().Add(-time.Minute)
-	am1.fire(t, scaleUpLabels(), startsAt)
-	am2.fire(t, scaleUpLabels(), startsAt)
+	am1.Fire(t, scaleUpLabels(), startsAt)
+	am2.Fire(t, scaleUpLabels(), startsAt)
 
 	waitFor(t, 60*time.Second, "both peers delivered", func() bool { return p1.forwarded.Load() >= 1 && p2.forwarded.Load() >= 1 })
 	waitFor(t, 60*time.Second, "the action verified", func() bool { return count(readAudit(t, r.audit), "verified") == 1 })
@@ -425,9 +305,8 @@ func TestAlertmanagerPeersActOnce(t *testing.T) {
 func TestAlertmanagerReceiverRestartActsOnce(t *testing.T) {
 	r := newRemediationRig(t, rigKnobs{cooldown: "1h", keyTTL: "15m", maxWorkers: 4})
 	p := newProxy(t, r.exp.URL, 0, 0)
-	am := startAlertmanager(t, filepath.Join(r.dir, "am"), amOptions{webhook: p.srv.URL, tokenFile: r.tokenFile,
-		groupInterval: "1s", repeatInterval: "1s"})
-	am.fire(t, scaleUpLabels(), time.Now().Add(-time.Minute))
+	am := promtest.StartAlertmanager(t, promtest.AMOptions{Webhooks: r.webhook(p), GroupInterval: "1s", RepeatInterval: "1s"})
+	am.Fire(t, scaleUpLabels(), time.Now().Add(-time.Minute))
 	waitFor(t, 60*time.Second, "the action verified", func() bool { return count(readAudit(t, r.audit), "verified") == 1 })
 
 	r.exp.Stop()
@@ -475,7 +354,7 @@ func TestReceiverStartRefusals(t *testing.T) {
 	require.Contains(t, string(out), "receiver.bearer_token_file: required when the receiver is enabled")
 
 	insecure := write("insecure.yml", base+"  insecure: true\n")
-	out, err = exec.Command(reflextest.Binary(t), "--config.file="+insecure, "--web.listen-address="+freeAddr(t),
+	out, err = exec.Command(reflextest.Binary(t), "--config.file="+insecure, "--web.listen-address="+promtest.FreeAddr(t, "127.0.0.1"),
 		"--web.listen-address=0.0.0.0:0").CombinedOutput()
 	require.Error(t, err)
 	require.Contains(t, string(out), "insecure (no bearer_token_file) is allowed only when every --web.listen-address is a loopback address")
@@ -502,9 +381,8 @@ func TestReceiverStartRefusals(t *testing.T) {
 func TestHUPReappliesDesiredCount(t *testing.T) {
 	r := newRemediationRig(t, rigKnobs{cooldown: "1h", keyTTL: "15m", maxWorkers: 4})
 	p := newProxy(t, r.exp.URL, 0, 0)
-	am := startAlertmanager(t, filepath.Join(r.dir, "am"), amOptions{webhook: p.srv.URL, tokenFile: r.tokenFile,
-		groupInterval: "1m", repeatInterval: "1h"})
-	am.fire(t, scaleUpLabels(), time.Now().Add(-time.Minute))
+	am := promtest.StartAlertmanager(t, promtest.AMOptions{Webhooks: r.webhook(p), GroupInterval: "1m", RepeatInterval: "1h"})
+	am.Fire(t, scaleUpLabels(), time.Now().Add(-time.Minute))
 	waitFor(t, 60*time.Second, "the scale-up verified", func() bool { return count(readAudit(t, r.audit), "verified") == 1 })
 	require.Len(t, r.g.WorkerPIDs(), 3)
 

@@ -54,6 +54,9 @@ var Harnesses = []string{
 	"internal/journaltest",
 	"internal/looptest",
 	"internal/pgtest",
+	// Real Prometheus and Alertmanager processes, for the rule tests, the
+	// remediation tests and internal/looptest.
+	"internal/promtest",
 	"internal/reflextest",
 	"internal/testenv",
 	"internal/bench/...",

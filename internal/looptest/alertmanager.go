@@ -1,195 +1,35 @@
 package looptest
 
 import (
-	"bytes"
-	"encoding/json"
-	"fmt"
-	"io"
-	"net/http"
-	"os"
-	"path/filepath"
-	"strings"
 	"testing"
-	"time"
 
-	"github.com/gunicorn-reflex/gunicorn-reflex/internal/testenv"
+	"github.com/gunicorn-reflex/gunicorn-reflex/internal/promtest"
 )
 
-// Webhook is one receiver Alertmanager posts to: its URL and the file
-// holding its bearer token.
-type Webhook struct {
-	URL, TokenFile string
-}
+// The loop's Alertmanager is promtest's; these names keep the loop's
+// callers in one package.
+type (
+	// Webhook is one receiver Alertmanager posts to: its URL and the file
+	// holding its bearer token.
+	Webhook = promtest.Webhook
+	// AMOptions configures an Alertmanager; StartAlertmanager reads a nil
+	// Matchers as "the alerts with a reflex_action label".
+	AMOptions = promtest.AMOptions
+	// Alertmanager is one running Alertmanager.
+	Alertmanager = promtest.Alertmanager
+)
 
-// AMOptions configures an Alertmanager. Every alert with a reflex_action
-// label goes to all Webhooks (one receiver, one webhook_config each, with
-// send_resolved); every other alert to a receiver that sends nothing.
-type AMOptions struct {
-	// Addr is the loopback address of the web listener (and of the
-	// cluster listener when ClusterPort is set); default 127.0.0.1.
-	Addr     string
-	Webhooks []Webhook
-	// GroupWait, GroupInterval and RepeatInterval of the route; defaults
-	// 1s, 1s and 1h.
-	GroupWait, GroupInterval, RepeatInterval string
-	// Cluster, when true, gossips on ClusterAddr (default a free port of
-	// Addr) with Peers (host:port of other peers' ClusterAddr), with
-	// intervals short enough for a test.
-	Cluster     bool
-	ClusterAddr string
-	Peers       []string
-	// PeerTimeout is --cluster.peer-timeout, how long the peer at position
-	// n waits (n times) for an earlier peer's notification before sending
-	// its own; default 1s. "0s" makes every peer notify at once, so the
-	// receivers see the duplicates an HA pair sends when gossip lags.
-	PeerTimeout string
-}
+// reflexActionMatcher selects the alerts a receiver acts on, those with a
+// reflex_action label, as deploy/alertmanager.example.yml routes them.
+const reflexActionMatcher = `reflex_action=~".+"`
 
-// Alertmanager is one running Alertmanager.
-type Alertmanager struct {
-	server
-	// ClusterAddr is the gossip address when clustered.
-	ClusterAddr string
-}
-
-// StartAlertmanager runs Alertmanager (Debian's prometheus-alertmanager)
-// with a temporary storage directory and waits until it is ready; a cleanup
-// stops it by pid. It skips (or fails under REFLEX_REQUIRE_REAL=1) when the
-// binary is missing.
+// StartAlertmanager is promtest.StartAlertmanager routing to o.Webhooks the
+// alerts with a reflex_action label (when o.Matchers is nil) and every
+// other alert nowhere.
 func StartAlertmanager(t testing.TB, o AMOptions) *Alertmanager {
 	t.Helper()
-	bin := testenv.LookPath(t, "prometheus-alertmanager")
-	if o.Addr == "" {
-		o.Addr = "127.0.0.1"
+	if o.Matchers == nil {
+		o.Matchers = []string{reflexActionMatcher}
 	}
-	if o.GroupWait == "" {
-		o.GroupWait = "1s"
-	}
-	if o.GroupInterval == "" {
-		o.GroupInterval = "1s"
-	}
-	if o.RepeatInterval == "" {
-		o.RepeatInterval = "1h"
-	}
-	if o.PeerTimeout == "" {
-		o.PeerTimeout = "1s"
-	}
-	dir := t.TempDir()
-	var b strings.Builder
-	fmt.Fprintf(&b, `route:
-  receiver: none
-  group_by: [alertname, app, instance]
-  group_wait: %s
-  group_interval: %s
-  repeat_interval: %s
-  routes:
-    - receiver: reflex
-      matchers: ['reflex_action=~".+"']
-receivers:
-  - name: none
-  - name: reflex
-    webhook_configs:
-`, o.GroupWait, o.GroupInterval, o.RepeatInterval)
-	for _, w := range o.Webhooks {
-		fmt.Fprintf(&b, `      - url: %q
-        send_resolved: true
-        http_config:
-          authorization:
-            credentials_file: %q
-`, w.URL, w.TokenFile)
-	}
-	if len(o.Webhooks) == 0 {
-		t.Fatalf("looptest: Alertmanager without a webhook")
-	}
-	cfg := filepath.Join(dir, "alertmanager.yml")
-	if err := os.WriteFile(cfg, []byte(b.String()), 0o600); err != nil {
-		t.Fatalf("looptest: %v", err)
-	}
-	addr := freeAddr(t, o.Addr)
-	args := []string{"--config.file=" + cfg, "--storage.path=" + filepath.Join(dir, "data"),
-		"--web.listen-address=" + addr, "--log.level=debug"}
-	am := &Alertmanager{server: server{name: "alertmanager", URL: "http://" + addr}}
-	if !o.Cluster {
-		args = append(args, "--cluster.listen-address=")
-	} else {
-		am.ClusterAddr = o.ClusterAddr
-		if am.ClusterAddr == "" {
-			am.ClusterAddr = freeAddr(t, o.Addr)
-		}
-		args = append(args, "--cluster.listen-address="+am.ClusterAddr, "--cluster.advertise-address="+am.ClusterAddr,
-			"--cluster.peer-timeout="+o.PeerTimeout, "--cluster.gossip-interval=100ms", "--cluster.pushpull-interval=1s",
-			"--cluster.settle-timeout=2s", "--cluster.probe-interval=200ms")
-		for _, p := range o.Peers {
-			args = append(args, "--cluster.peer="+p)
-		}
-	}
-	am.start(t, bin, args...)
-	return am
-}
-
-// Addr is the web listener's host:port, for Prometheus's alerting config.
-func (am *Alertmanager) Addr() string { return strings.TrimPrefix(am.URL, "http://") }
-
-// AMAlert is one alert of /api/v2/alerts.
-type AMAlert struct {
-	Labels   map[string]string `json:"labels"`
-	StartsAt time.Time         `json:"startsAt"`
-	EndsAt   time.Time         `json:"endsAt"`
-	Status   struct {
-		State string `json:"state"`
-	} `json:"status"`
-	Receivers []struct {
-		Name string `json:"name"`
-	} `json:"receivers"`
-}
-
-// Alerts returns Alertmanager's alerts (/api/v2/alerts).
-func (am *Alertmanager) Alerts(t testing.TB) []AMAlert {
-	t.Helper()
-	resp, err := http.Get(am.URL + "/api/v2/alerts")
-	if err != nil {
-		t.Fatalf("looptest: %v", err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	var out []AMAlert
-	if err := json.Unmarshal(body, &out); err != nil {
-		t.Fatalf("looptest: /api/v2/alerts: %v: %s", err, body)
-	}
-	return out
-}
-
-// FindAlert returns the active alert named name whose labels include every
-// given name=value pair.
-func (am *Alertmanager) FindAlert(t testing.TB, name string, labels ...string) (AMAlert, bool) {
-	t.Helper()
-	for _, a := range am.Alerts(t) {
-		if a.Labels["alertname"] == name && a.Status.State == "active" && hasLabels(a.Labels, labels) {
-			return a, true
-		}
-	}
-	return AMAlert{}, false
-}
-
-// Fire posts one alert to Alertmanager as Prometheus does, ending an hour
-// after startsAt.
-func (am *Alertmanager) Fire(t testing.TB, labels map[string]string, startsAt time.Time) {
-	t.Helper()
-	body, err := json.Marshal([]map[string]any{{
-		"labels":   labels,
-		"startsAt": startsAt.UTC().Format(time.RFC3339Nano),
-		"endsAt":   startsAt.Add(time.Hour).UTC().Format(time.RFC3339Nano),
-	}})
-	if err != nil {
-		t.Fatalf("looptest: %v", err)
-	}
-	resp, err := http.Post(am.URL+"/api/v2/alerts", "application/json", bytes.NewReader(body))
-	if err != nil {
-		t.Fatalf("looptest: %v", err)
-	}
-	msg, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("looptest: POST /api/v2/alerts: %d %s", resp.StatusCode, msg)
-	}
+	return promtest.StartAlertmanager(t, o)
 }

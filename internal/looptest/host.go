@@ -4,10 +4,11 @@
 // the receiver enabled (through internal/reflextest), a real Prometheus
 // loading the rule files of alerts/ with 1 s scrape and evaluation
 // intervals, and a real Alertmanager (group_wait 1s) routing every alert
-// with a reflex_action label to the receivers with their bearer token. All
-// of it listens on loopback addresses (127.0.0.1 by default; 127.0.0.2 and
-// up for a second "host"), keeps its files in temporary directories, and is
-// stopped by pid in test cleanups.
+// with a reflex_action label to the receivers with their bearer token
+// (both through internal/promtest, which runs them). All of it listens on
+// loopback addresses (127.0.0.1 by default; 127.0.0.2 and up for a second
+// "host"), keeps its files in temporary directories, and is stopped by pid
+// in test cleanups.
 //
 // It starts programs and sends signals, so it is a test harness: production
 // code never imports it (internal/importrules enforces that).
@@ -15,7 +16,6 @@ package looptest
 
 import (
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -25,6 +25,7 @@ import (
 
 	"github.com/gunicorn-reflex/gunicorn-reflex/internal/config"
 	"github.com/gunicorn-reflex/gunicorn-reflex/internal/gunicorntest"
+	"github.com/gunicorn-reflex/gunicorn-reflex/internal/promtest"
 	"github.com/gunicorn-reflex/gunicorn-reflex/internal/reflextest"
 )
 
@@ -104,8 +105,7 @@ func StartHost(t testing.TB, o HostOptions) *Host {
 	}
 	// The identity must name the exporter's port before it starts: pick
 	// the port here, for the config and the listen address.
-	port := freePort(t, o.Addr)
-	h.Instance = net.JoinHostPort(o.Addr, strconv.Itoa(port))
+	h.Instance = promtest.FreeAddr(t, o.Addr)
 	if len(o.Identity) == 0 {
 		h.Opts.Identity = []string{h.Instance}
 	}
@@ -204,21 +204,4 @@ func quoteList(vs []string) string {
 		q[i] = strconv.Quote(v)
 	}
 	return strings.Join(q, ", ")
-}
-
-// freePort returns a port of the loopback address host that was free a
-// moment ago.
-func freePort(t testing.TB, host string) int {
-	t.Helper()
-	l, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
-	if err != nil {
-		t.Fatalf("looptest: listen on %s: %v", host, err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
-// freeAddr is freePort as host:port.
-func freeAddr(t testing.TB, host string) string {
-	return net.JoinHostPort(host, strconv.Itoa(freePort(t, host)))
 }

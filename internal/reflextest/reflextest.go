@@ -4,7 +4,6 @@
 package reflextest
 
 import (
-	"bytes"
 	"io"
 	"net"
 	"net/http"
@@ -85,7 +84,7 @@ func RemoveBinary() error {
 // Exporter is one running gunicorn-reflex process.
 type Exporter struct {
 	URL    string
-	Stderr *lockedBuffer
+	Stderr *testenv.LockedBuffer
 	cmd    *exec.Cmd
 	done   chan struct{}
 	t      testing.TB
@@ -118,7 +117,7 @@ func StartOn(t testing.TB, addr string, stdin io.Reader, args ...string) *Export
 		addr = net.JoinHostPort(host, strconv.Itoa(freePort(t, host)))
 	}
 	cmd := exec.Command(Binary(t), append([]string{"--web.listen-address=" + addr, "--log.level=debug"}, args...)...)
-	e := &Exporter{URL: "http://" + addr, Stderr: &lockedBuffer{}, cmd: cmd, done: make(chan struct{}), t: t}
+	e := &Exporter{URL: "http://" + addr, Stderr: &testenv.LockedBuffer{}, cmd: cmd, done: make(chan struct{}), t: t}
 	cmd.Stdout = e.Stderr
 	cmd.Stderr = e.Stderr
 	cmd.Stdin = stdin
@@ -281,30 +280,4 @@ func freePort(t testing.TB, host string) int {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port
-}
-
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-// Tail returns the last n lines written.
-func (b *lockedBuffer) Tail(n int) string {
-	lines := strings.Split(strings.TrimRight(b.String(), "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
 }

@@ -1,6 +1,8 @@
-// Package testenv decides, for tests that need real external programs
-// (gunicorn, logrotate, postgres, prometheus), whether a missing program is a
-// skip (a developer laptop) or a failure (CI, where REFLEX_REQUIRE_REAL=1).
+// Package testenv holds what the tests that need real external programs
+// (gunicorn, logrotate, postgres, prometheus) share: it decides whether a
+// missing program is a skip (a developer laptop) or a failure (CI, where
+// REFLEX_REQUIRE_REAL=1), and gives the harnesses one buffer to capture a
+// program's output in.
 package testenv
 
 import (

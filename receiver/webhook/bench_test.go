@@ -6,13 +6,10 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"slices"
-	"strconv"
-	"strings"
 	"sync"
 	"testing"
-	"time"
 
+	"github.com/gunicorn-reflex/gunicorn-reflex/internal/benchtest"
 	"github.com/gunicorn-reflex/gunicorn-reflex/receiver/intent"
 )
 
@@ -98,11 +95,6 @@ func BenchmarkServeDuplicate(b *testing.B) {
 // pacing), the number queued (must be 1) and the process's peak RSS. It
 // runs once whatever b.N is.
 func BenchmarkDuplicateDeliveries500PerSecond(b *testing.B) {
-	secs := 5
-	if s, err := strconv.Atoi(os.Getenv("REFLEX_BENCH_SECONDS")); err == nil && s > 0 {
-		secs = s
-	}
-	const rate = 500
 	body := benchPayload(b)
 	in := &dedupIntake{seen: map[string]struct{}{}}
 	srv := httptest.NewUnstartedServer(benchHandler(b, in))
@@ -110,73 +102,22 @@ func BenchmarkDuplicateDeliveries500PerSecond(b *testing.B) {
 	srv.Start()
 	defer srv.Close()
 	client := srv.Client()
-	client.Transport.(*http.Transport).MaxIdleConnsPerHost = 8
+	client.Transport.(*http.Transport).MaxIdleConnsPerHost = benchtest.Senders
 
-	total := secs * rate
-	sched := make(chan time.Time, total)
-	lat := make([]time.Duration, 0, total)
-	var mu sync.Mutex
-	var wg sync.WaitGroup
-	var failed int
-	for range 8 {
-		wg.Go(func() {
-			for at := range sched {
-				req, _ := http.NewRequest(http.MethodPost, srv.URL+"/api/v1/alerts", bytes.NewReader(body))
-				req.Header.Set("Content-Type", "application/json")
-				req.Header.Set("Authorization", "Bearer "+testToken)
-				resp, err := client.Do(req)
-				d := time.Since(at)
-				ok := err == nil && resp.StatusCode == http.StatusOK
-				if err == nil {
-					resp.Body.Close()
-				}
-				mu.Lock()
-				lat = append(lat, d)
-				if !ok {
-					failed++
-				}
-				mu.Unlock()
-			}
-		})
-	}
-	b.ResetTimer()
-	start := time.Now()
-	for i := range total {
-		at := start.Add(time.Duration(i) * time.Second / rate)
-		time.Sleep(time.Until(at))
-		sched <- at
-	}
-	close(sched)
-	wg.Wait()
-	b.StopTimer()
-	if failed > 0 {
-		b.Fatalf("%d of %d requests failed", failed, total)
-	}
+	total, elapsed := benchtest.Paced(b, 500, func() bool {
+		req, _ := http.NewRequest(http.MethodPost, srv.URL+"/api/v1/alerts", bytes.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Authorization", "Bearer "+testToken)
+		resp, err := client.Do(req)
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
 	if in.queued != 1 || in.dups != total-1 {
 		b.Fatalf("queued %d, deduplicated %d; want 1 and %d", in.queued, in.dups, total-1)
 	}
-	slices.Sort(lat)
-	pct := func(p float64) float64 { return float64(lat[int(p*float64(len(lat)-1))]) / 1e6 }
-	b.ReportMetric(pct(0.50), "p50-ms")
-	b.ReportMetric(pct(0.99), "p99-ms")
-	b.ReportMetric(float64(lat[len(lat)-1])/1e6, "max-ms")
-	b.ReportMetric(float64(total)/time.Since(start).Seconds(), "req/s")
+	b.ReportMetric(float64(total)/elapsed.Seconds(), "req/s")
 	b.ReportMetric(float64(in.queued), "queued")
-	b.ReportMetric(peakRSSMiB(), "peak-rss-MiB")
-}
-
-// peakRSSMiB is VmHWM from /proc/self/status: the peak resident set of the
-// whole test process (client, server and handler together).
-func peakRSSMiB() float64 {
-	b, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		return 0
-	}
-	for line := range strings.SplitSeq(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
-			kb, _ := strconv.Atoi(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")))
-			return float64(kb) / 1024
-		}
-	}
-	return 0
 }
