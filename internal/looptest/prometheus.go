@@ -1,11 +1,8 @@
 package looptest
 
 import (
-	"os"
 	"path/filepath"
-	"regexp"
 	"runtime"
-	"strings"
 	"testing"
 
 	"github.com/gunicorn-reflex/gunicorn-reflex/internal/promtest"
@@ -29,55 +26,6 @@ func ShippedRules(t testing.TB) []string {
 		t.Fatalf("looptest: no rule files in alerts/: %v", err)
 	}
 	return files
-}
-
-// RulesWithFor copies files into a temporary directory with the `for:` of
-// the named alerts replaced (alert name to duration, e.g. "0s"), and
-// returns the copies. Nothing else of a rule changes; an alert named in
-// overrides that no file holds, or that has no `for:`, fails the test. It
-// exists for loops that cannot wait a shipped `for: 10m`: a caller says so
-// where it uses it.
-func RulesWithFor(t testing.TB, files []string, overrides map[string]string) []string {
-	t.Helper()
-	dir := t.TempDir()
-	done := map[string]bool{}
-	alertRe := regexp.MustCompile(`^\s*-\s*(alert|record):\s*(\S+)`)
-	forRe := regexp.MustCompile(`^(\s*)for:\s*\S+\s*$`)
-	var out []string
-	for _, f := range files {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatalf("looptest: %v", err)
-		}
-		lines := strings.Split(string(b), "\n")
-		current := ""
-		for i, l := range lines {
-			if m := alertRe.FindStringSubmatch(l); m != nil {
-				current = ""
-				if m[1] == "alert" {
-					current = m[2]
-				}
-				continue
-			}
-			if d, ok := overrides[current]; ok && current != "" {
-				if m := forRe.FindStringSubmatch(l); m != nil {
-					lines[i] = m[1] + "for: " + d
-					done[current] = true
-				}
-			}
-		}
-		p := filepath.Join(dir, filepath.Base(f))
-		if err := os.WriteFile(p, []byte(strings.Join(lines, "\n")), 0o644); err != nil {
-			t.Fatalf("looptest: %v", err)
-		}
-		out = append(out, p)
-	}
-	for name := range overrides {
-		if !done[name] {
-			t.Fatalf("looptest: no `for:` of alert %s in %v", name, files)
-		}
-	}
-	return out
 }
 
 // StartPrometheus is promtest.StartPrometheus loading the shipped rules
