@@ -69,9 +69,14 @@ func TestCompressRules(t *testing.T) {
       - alert: B
         expr: group_by_list
         for: 1m
+      - alert: Kept
+        expr: max_over_time(k[20m]) > 0
+        for: 15m
+      - record: r:after:kept
+        expr: rate(w_total[2h])
 `
 	require.NoError(t, os.WriteFile(filepath.Join(src, "a.yml"), []byte(rule), 0o644))
-	ch, err := CompressRules(src, dst, 120)
+	ch, err := CompressRules(src, dst, 120, "Kept")
 	require.NoError(t, err)
 	got, err := os.ReadFile(filepath.Join(dst, "a.yml"))
 	require.NoError(t, err)
@@ -83,7 +88,9 @@ func TestCompressRules(t *testing.T) {
 	require.Contains(t, s, "for: 5s")
 	require.Contains(t, s, "for: 1s", "a for: never below 1s")
 	require.Contains(t, s, "labels: {a: b}")
-	require.Equal(t, "for: 1m→1s 10m→5s; range: 5m→5s 30m→15s 1h→30s; subquery step: 1m→1s", describe(ch))
+	require.Contains(t, s, "max_over_time(k[20m]) > 0\n        for: 15m\n", "a kept rule keeps its durations")
+	require.Contains(t, s, "rate(w_total[1m])", "the rule after a kept one is compressed")
+	require.Equal(t, "for: 1m→1s 10m→5s; range: 5m→5s 30m→15s 1h→30s 2h→1m; subquery step: 1m→1s", describe(ch))
 
 	_, err = CompressRules(t.TempDir(), dst, 120)
 	require.ErrorContains(t, err, "no *.yml")

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -23,6 +24,8 @@ const (
 var (
 	forRE   = regexp.MustCompile(`(?m)^(\s*for:\s*)([0-9][0-9a-z]*)\s*$`)
 	rangeRE = regexp.MustCompile(`\[([0-9][0-9a-z]*)((?::[0-9a-z]*)?)\]`)
+	// ruleStartRE matches the first line of a rule and captures its name.
+	ruleStartRE = regexp.MustCompile(`^\s*-\s*(?:alert|record):\s*(\S+)`)
 )
 
 // Compressed is one rewritten duration, for the demo to print.
@@ -32,11 +35,12 @@ type Compressed struct {
 
 // CompressRules copies the rule files (*.yml) of src into dst with every
 // `for:` and every range selector divided by scale (at least minFor and
-// minRange): the shipped rules wait 10 minutes before asking for a worker
-// and 30 minutes of idleness before giving one back, which a two-minute
-// demo cannot show. The expressions, labels and guards are otherwise the
-// shipped ones. It returns what it changed, sorted.
-func CompressRules(src, dst string, scale int) ([]Compressed, error) {
+// minRange): the shipped rules wait 30 minutes of idleness before giving a
+// worker back, and look back minutes for a dry pool, which a two-minute
+// demo cannot show. The rules named in keep (alert or record names) keep
+// their shipped durations. The expressions, labels and guards are
+// otherwise the shipped ones. It returns what it changed, sorted.
+func CompressRules(src, dst string, scale int, keep ...string) ([]Compressed, error) {
 	if scale < 1 {
 		return nil, fmt.Errorf("compress rules: scale %d is below 1", scale)
 	}
@@ -57,13 +61,16 @@ func CompressRules(src, dst string, scale int) ([]Compressed, error) {
 			return nil, fmt.Errorf("compress rules: %w", err)
 		}
 		name := filepath.Base(f)
-		out, ch, err := compress(name, string(b), scale)
+		out, ch, err := compress(name, string(b), scale, keep)
 		if err != nil {
 			return nil, err
 		}
 		changed = append(changed, ch...)
 		header := fmt.Sprintf("# DEMO-ONLY copy of alerts/%s written by `make demo`: every `for:` and range\n"+
 			"# divided by %d (at least %s and %s). Never load this copy in production.\n", name, scale, minFor, minRange)
+		if len(keep) > 0 {
+			header += "# Rules kept with their shipped durations: " + strings.Join(keep, ", ") + ".\n"
+		}
 		if err := os.WriteFile(filepath.Join(dst, name), []byte(header+out), 0o644); err != nil {
 			return nil, fmt.Errorf("compress rules: %w", err)
 		}
@@ -75,7 +82,7 @@ func CompressRules(src, dst string, scale int) ([]Compressed, error) {
 	return changed, nil
 }
 
-func compress(file, text string, scale int) (string, []Compressed, error) {
+func compress(file, text string, scale int, keep []string) (string, []Compressed, error) {
 	var changed []Compressed
 	var firstErr error
 	seen := map[string]bool{}
@@ -95,6 +102,26 @@ func compress(file, text string, scale int) (string, []Compressed, error) {
 		}
 		return to
 	}
+	// Each rule is compressed on its own lines (a rule starts at its
+	// "- alert:" or "- record:" line), so that a kept one can be skipped.
+	lines := strings.SplitAfter(text, "\n")
+	var out strings.Builder
+	kept := false
+	for _, l := range lines {
+		if m := ruleStartRE.FindStringSubmatch(l); m != nil {
+			kept = slices.Contains(keep, m[1])
+		}
+		if kept {
+			out.WriteString(l)
+			continue
+		}
+		out.WriteString(compressLine(l, shrink))
+	}
+	return out.String(), changed, firstErr
+}
+
+// compressLine rewrites the `for:` and the ranges of one line with shrink.
+func compressLine(text string, shrink func(what, d string, floor time.Duration) string) string {
 	text = forRE.ReplaceAllStringFunc(text, func(m string) string {
 		sub := forRE.FindStringSubmatch(m)
 		return sub[1] + shrink("for", sub[2], minFor)
@@ -110,7 +137,7 @@ func compress(file, text string, scale int) (string, []Compressed, error) {
 		}
 		return "[" + shrink("range", sub[1], minRange) + step + "]"
 	})
-	return text, changed, firstErr
+	return text
 }
 
 // describe prints the compressed durations in one line per kind.
