@@ -88,6 +88,8 @@ func TestCompressRules(t *testing.T) {
 	require.Contains(t, s, "for: 5s")
 	require.Contains(t, s, "for: 1s", "a for: never below 1s")
 	require.Contains(t, s, "labels: {a: b}")
+	// Line for line: only durations change, never a line break.
+	require.Equal(t, strings.Count(rule, "\n")+3, strings.Count(s, "\n"), "the header's 3 lines, then the rules' lines")
 	require.Contains(t, s, "max_over_time(k[20m]) > 0\n        for: 15m\n", "a kept rule keeps its durations")
 	require.Contains(t, s, "rate(w_total[1m])", "the rule after a kept one is compressed")
 	require.Equal(t, "for: 1m→1s 10m→5s; range: 5m→5s 30m→15s 1h→30s 2h→1m; subquery step: 1m→1s", describe(ch))

@@ -104,20 +104,19 @@ func compress(file, text string, scale int, keep []string) (string, []Compressed
 	}
 	// Each rule is compressed on its own lines (a rule starts at its
 	// "- alert:" or "- record:" line), so that a kept one can be skipped.
-	lines := strings.SplitAfter(text, "\n")
-	var out strings.Builder
+	// The newline is not part of a line here: forRE's trailing \s* would
+	// swallow it.
+	lines := strings.Split(text, "\n")
 	kept := false
-	for _, l := range lines {
+	for i, l := range lines {
 		if m := ruleStartRE.FindStringSubmatch(l); m != nil {
 			kept = slices.Contains(keep, m[1])
 		}
-		if kept {
-			out.WriteString(l)
-			continue
+		if !kept {
+			lines[i] = compressLine(l, shrink)
 		}
-		out.WriteString(compressLine(l, shrink))
 	}
-	return out.String(), changed, firstErr
+	return strings.Join(lines, "\n"), changed, firstErr
 }
 
 // compressLine rewrites the `for:` and the ranges of one line with shrink.
