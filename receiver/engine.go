@@ -75,6 +75,9 @@ type Auditor interface {
 // It never retries: a failed verification is an outcome.
 type Effector interface {
 	Perform(ctx context.Context, d policy.Decision, app intent.AppView, unit string) Effect
+	// Workers reads app's live worker count now, from where Perform
+	// verifies a scale: the count a scale decision steps from.
+	Workers(ctx context.Context, app intent.AppView) (int, error)
 }
 
 // Effect is what became of an acted decision.
@@ -391,17 +394,43 @@ func (e *Engine) Step(ctx context.Context, app string) bool {
 	return true
 }
 
-// observe reads the host's view of app and the guard's answer for act.
+// observe reads the host's view of app (with the live worker count for a
+// scale) and the guard's answer for act.
 func (e *Engine) observe(ctx context.Context, app string, act intent.Action) (intent.AppView, policy.Observed) {
 	view, ok := e.opts.Host.Lookup(app)
 	if !ok {
 		view = intent.AppView{Name: app, Workers: -1}
+	}
+	if ok && (act == intent.ScaleUp || act == intent.ScaleDown) {
+		view = e.liveCount(ctx, view)
 	}
 	obs := policy.Observed{App: view}
 	if e.opts.Guard != nil && ok {
 		obs.Refusal, obs.Evidence = e.opts.Guard.Check(ctx, app, act)
 	}
 	return view, obs
+}
+
+// liveCount replaces view's worker count, the host's last background
+// sample, with the effector's reading of /proc now. A scale's target is
+// that count plus or minus one, and its verification waits for the target
+// in /proc: a sample taken before the receiver's own last scale, or in the
+// milliseconds a timed-out worker is being replaced, is one short of what
+// Gunicorn runs, so its target is a count already running and "verifies"
+// at once, while the TTIN takes Gunicorn one past it (past max_workers,
+// too). An unreadable count is unknown (-1): rule 10 then refuses.
+func (e *Engine) liveCount(ctx context.Context, view intent.AppView) intent.AppView {
+	if view.Master.PID <= 1 {
+		return view // no master to read; rule 10 refuses
+	}
+	n, err := e.opts.Effector.Workers(ctx, view)
+	if err != nil {
+		e.logger.Warn("live worker count not read", "app", view.Name, "err", err)
+		view.Workers = -1
+		return view
+	}
+	view.Workers, view.SampledAt = n, e.now()
+	return view
 }
 
 // perform runs an acted decision and records its verification.
@@ -417,11 +446,11 @@ func (e *Engine) perform(ctx context.Context, q *appQueue, d policy.Decision, vi
 		e.stats.lastAction(d.App, d.Action, d.At) // it was sent; a failed or kill-switched one was not
 	}
 	e.mu.Unlock()
+	// The verification's line is the decision's, with what became of it:
+	// its workers are the count seen then (-1 unknown), never the count
+	// the decision stepped from, which its acted line already says.
 	v := d
-	v.At, v.Outcome, v.Refusal, v.Evidence = now, eff.Outcome, eff.Refusal, eff.Evidence
-	if eff.Workers >= 0 {
-		v.Workers = eff.Workers
-	}
+	v.At, v.Outcome, v.Refusal, v.Evidence, v.Workers = now, eff.Outcome, eff.Refusal, eff.Evidence, eff.Workers
 	e.record(v)
 }
 
@@ -470,6 +499,15 @@ func (e *Engine) Reconcile(ctx context.Context, app string) {
 	e.mu.Lock()
 	d, ok := policy.Reconcile(e.now(), app, q.app.Rules, e.opts.Global, e.st, obs)
 	e.mu.Unlock()
+	if ok && found {
+		// The host's sample says there is a step to take: take it from
+		// the live count (liveCount), which may also say there is none.
+		view = e.liveCount(ctx, view)
+		obs.App = view
+		e.mu.Lock()
+		d, ok = policy.Reconcile(e.now(), app, q.app.Rules, e.opts.Global, e.st, obs)
+		e.mu.Unlock()
+	}
 	if ok && d.Perform() && found && e.opts.Guard != nil {
 		// Only a step that would act asks the guard (its CPU check takes a
 		// measuring window), with the step's own action.

@@ -72,6 +72,12 @@ func (f *fakeEffector) Perform(_ context.Context, d policy.Decision, _ intent.Ap
 	return Effect{Outcome: intent.OutcomeVerified, Evidence: "fake", Workers: d.Target}
 }
 
+func (f *fakeEffector) Workers(_ context.Context, _ intent.AppView) (int, error) {
+	f.host.mu.Lock()
+	defer f.host.mu.Unlock()
+	return f.host.workers, nil
+}
+
 func (f *fakeEffector) count() int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -313,6 +319,44 @@ func (h hupHost) Lookup(app string) (intent.AppView, bool) {
 	return v, ok
 }
 
+// lagHost is the fake host seen through a background sample that still
+// says sampled workers, with a HUP at reload (zero: none).
+type lagHost struct {
+	*fakeHost
+	sampled int
+	reload  time.Time
+}
+
+func (h lagHost) Lookup(app string) (intent.AppView, bool) {
+	v, ok := h.fakeHost.Lookup(app)
+	v.Workers, v.LastReload = h.sampled, h.reload
+	return v, ok
+}
+
+// A decision and a reconcile step count the workers the effector reads
+// live, not the host's older sample: from a sample one short, the scale's
+// target would be the count already running.
+func TestDecisionsCountLiveWorkers(t *testing.T) {
+	r := newRig(t, t.TempDir(), 8)
+	r.host.workers = 3 // live; the host's last sample still says 2
+	r.e.opts.Host = lagHost{fakeHost: r.host, sampled: 2}
+	r.submit(t, scaleUp(t0))
+	r.drain()
+	lines := auditLines(t, filepath.Join(r.dir, "audit.jsonl"))
+	require.Len(t, lines, 2)
+	require.Equal(t, [2]int{3, 4}, [2]int{lines[0].Workers, lines[0].Target}, "acted from the live count")
+	require.Equal(t, 4, r.host.workers)
+
+	// A HUP reset the count, a reconcile step (or a person) already
+	// restored it, and the host's sample is from before that.
+	r.clock.Add(time.Minute)
+	r.e.opts.Host = lagHost{fakeHost: r.host, sampled: 3, reload: r.clock.Now()}
+	r.clock.Add(time.Second)
+	r.e.Reconcile(context.Background(), "shop")
+	require.Equal(t, 1, r.eff.count(), "the live count is the desired one: no step")
+	require.Len(t, auditLines(t, filepath.Join(r.dir, "audit.jsonl")), 2)
+}
+
 // A state that cannot be saved is never acted on.
 func TestNoActionWithoutDurableState(t *testing.T) {
 	r := newRig(t, t.TempDir(), 8)
@@ -487,6 +531,8 @@ type killSwitchEffector struct{}
 func (k *killSwitchEffector) Perform(context.Context, policy.Decision, intent.AppView, string) Effect {
 	return Effect{Outcome: intent.OutcomeDryRun, Evidence: "the kill-switch file exists", Workers: 2}
 }
+
+func (k *killSwitchEffector) Workers(context.Context, intent.AppView) (int, error) { return 2, nil }
 
 // An action the kill switch stopped is audited as dry_run and sets no
 // last-action time: nothing was sent.
