@@ -31,11 +31,16 @@
 // outcome deduplicated but not written to the audit log, so a flood of
 // retries costs no fsync per request. Re-applying the desired worker count
 // after a HUP (policy.Reconcile) is audited when it acts, and otherwise
-// only when its outcome changes.
+// only when its outcome changes. Every line has its own id; what became of
+// an acted decision (verified, verification_failed, failed, or dry_run
+// when the kill switch stopped it) is a line of its own whose verifies is
+// the acted line's id.
 package receiver
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -378,6 +383,7 @@ func (e *Engine) Step(ctx context.Context, app string) bool {
 	obs.Pending = pending
 	e.mu.Lock()
 	d := policy.Decide(e.now(), a, q.app.Rules, e.opts.Global, e.st, obs)
+	d.ID = newID()
 	policy.Apply(&e.st, d, q.app.Rules, e.opts.Global)
 	err := e.save()
 	e.mu.Unlock()
@@ -450,6 +456,7 @@ func (e *Engine) perform(ctx context.Context, q *appQueue, d policy.Decision, vi
 	// its workers are the count seen then (-1 unknown), never the count
 	// the decision stepped from, which its acted line already says.
 	v := d
+	v.ID, v.Verifies = newID(), d.ID
 	v.At, v.Outcome, v.Refusal, v.Evidence, v.Workers = now, eff.Outcome, eff.Refusal, eff.Evidence, eff.Workers
 	e.record(v)
 }
@@ -520,6 +527,7 @@ func (e *Engine) Reconcile(ctx context.Context, app string) {
 		e.mu.Unlock()
 		return
 	}
+	d.ID = newID()
 	changed := d.Outcome != q.lastRecon || d.Refusal != q.lastRefusal
 	q.lastRecon, q.lastRefusal = d.Outcome, d.Refusal
 	policy.Apply(&e.st, d, q.app.Rules, e.opts.Global)
@@ -534,6 +542,16 @@ func (e *Engine) Reconcile(ctx context.Context, app string) {
 	if d.Perform() && err == nil {
 		e.perform(ctx, q, d, view)
 	}
+}
+
+// newID names one audit line: 64 random bits in hex, unique across
+// restarts and hosts without a counter to keep. A verification line
+// carries the acted line's in Verifies, so the two pair without relying on
+// their order or on the last acted line of the file being its own.
+func newID() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go 1.24+)
+	return hex.EncodeToString(b[:])
 }
 
 // save writes the state. Callers hold e.mu.
@@ -551,8 +569,8 @@ func (e *Engine) record(d policy.Decision) {
 			e.mu.Unlock()
 		}
 	}
-	e.logger.Info("remediation decision", "app", d.App, "action", string(d.Action), "outcome", string(d.Outcome),
-		"rule", d.Rule, "reason", d.Reason, "workers", d.Workers, "target", d.Target)
+	e.logger.Info("remediation decision", "id", d.ID, "verifies", d.Verifies, "app", d.App, "action", string(d.Action),
+		"outcome", string(d.Outcome), "rule", d.Rule, "reason", d.Reason, "workers", d.Workers, "target", d.Target)
 	e.mu.Lock()
 	e.stats.decision(d.App, d.Action, d.Outcome)
 	e.mu.Unlock()

@@ -22,23 +22,37 @@ type Observed struct {
 }
 
 // Decision is the outcome of one alert (or one Reconcile step) and what to
-// perform. It is plain data: the audit log writes it as it is.
+// perform. It is plain data: the audit log writes it as it is, one line per
+// decision and one more for what became of an acted one (its
+// verification), which repeats the decision's action, key, rule, reason,
+// target and reconcile, names it in Verifies, and has its own time,
+// outcome, refusal, evidence and worker count.
 type Decision struct {
-	At      time.Time      `json:"at"`
-	App     string         `json:"app"`
-	Action  intent.Action  `json:"action"`
-	Key     string         `json:"key,omitempty"` // "" for a Reconcile step
-	Outcome intent.Outcome `json:"outcome"`
+	// ID names this line of the audit log; the engine sets it (Decide and
+	// Reconcile leave it empty).
+	ID string `json:"id,omitempty"`
+	// Verifies is, on a verification line, the ID of the acted decision
+	// whose effect it records; empty on a decision.
+	Verifies string         `json:"verifies,omitempty"`
+	At       time.Time      `json:"at"`
+	App      string         `json:"app"`
+	Action   intent.Action  `json:"action"`
+	Key      string         `json:"key,omitempty"` // "" for a Reconcile step
+	Outcome  intent.Outcome `json:"outcome"`
 	// Rule is the number of the rule in the package doc that decided.
 	Rule int `json:"rule"`
 	// Refusal is set for OutcomeRefused.
 	Refusal intent.Refusal `json:"refusal,omitempty"`
 	// Reason says why, for people (the audit log, the timeline).
 	Reason string `json:"reason"`
-	// Evidence is the guard's evidence for a refusal.
+	// Evidence is the guard's evidence for a refusal, or on a verification
+	// line what the verification saw.
 	Evidence string `json:"evidence,omitempty"`
-	// Workers is the observed worker count (-1 unknown); Target is the count
-	// a scale must reach (Workers ± 1), 0 for reload and restart.
+	// Workers is the worker count observed when deciding (-1 unknown), or
+	// on a verification line the count seen last by the verification.
+	// Target is the count a scale must reach (the decision's Workers ± 1;
+	// a dry_run keeps the one it would have reached), 0 for reload and
+	// restart and for a scale that does not act.
 	Workers int `json:"workers"`
 	Target  int `json:"target,omitempty"`
 	// Reconcile is set for a step of Reconcile (re-applying the desired
