@@ -86,10 +86,10 @@ func (l Live) Perform(ctx context.Context, d policy.Decision, app intent.AppView
 
 // Workers implements Effector: the live worker count of app's master in
 // /proc, read as Perform's verification reads it.
-func (l Live) Workers(ctx context.Context, app intent.AppView) (int, error) {
+func (l Live) Workers(ctx context.Context, app intent.AppView) (workers, booting int, err error) {
 	s, err := verify.ProcProbe(l.FS, verify.Fixed(app.Master))(ctx)
 	if err != nil {
-		return -1, err
+		return -1, 0, err
 	}
-	return s.Workers, nil
+	return s.Workers, s.Workers - s.Booted, nil
 }

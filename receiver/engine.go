@@ -81,8 +81,9 @@ type Auditor interface {
 type Effector interface {
 	Perform(ctx context.Context, d policy.Decision, app intent.AppView, unit string) Effect
 	// Workers reads app's live worker count now, from where Perform
-	// verifies a scale: the count a scale decision steps from.
-	Workers(ctx context.Context, app intent.AppView) (int, error)
+	// verifies a scale (the count a scale decision steps from), and how
+	// many of them are still booting.
+	Workers(ctx context.Context, app intent.AppView) (workers, booting int, err error)
 }
 
 // Effect is what became of an acted decision.
@@ -429,13 +430,13 @@ func (e *Engine) liveCount(ctx context.Context, view intent.AppView) intent.AppV
 	if view.Master.PID <= 1 {
 		return view // no master to read; rule 10 refuses
 	}
-	n, err := e.opts.Effector.Workers(ctx, view)
+	n, booting, err := e.opts.Effector.Workers(ctx, view)
 	if err != nil {
 		e.logger.Warn("live worker count not read", "app", view.Name, "err", err)
-		view.Workers = -1
+		view.Workers, view.Booting = -1, 0
 		return view
 	}
-	view.Workers, view.SampledAt = n, e.now()
+	view.Workers, view.Booting, view.SampledAt = n, booting, e.now()
 	return view
 }
 

@@ -72,10 +72,10 @@ func (f *fakeEffector) Perform(_ context.Context, d policy.Decision, _ intent.Ap
 	return Effect{Outcome: intent.OutcomeVerified, Evidence: "fake", Workers: d.Target}
 }
 
-func (f *fakeEffector) Workers(_ context.Context, _ intent.AppView) (int, error) {
+func (f *fakeEffector) Workers(_ context.Context, _ intent.AppView) (workers, booting int, err error) {
 	f.host.mu.Lock()
 	defer f.host.mu.Unlock()
-	return f.host.workers, nil
+	return f.host.workers, 0, nil
 }
 
 func (f *fakeEffector) count() int {
@@ -532,7 +532,9 @@ func (k *killSwitchEffector) Perform(context.Context, policy.Decision, intent.Ap
 	return Effect{Outcome: intent.OutcomeDryRun, Evidence: "the kill-switch file exists", Workers: 2}
 }
 
-func (k *killSwitchEffector) Workers(context.Context, intent.AppView) (int, error) { return 2, nil }
+func (k *killSwitchEffector) Workers(context.Context, intent.AppView) (workers, booting int, err error) {
+	return 2, 0, nil
+}
 
 // An action the kill switch stopped is audited as dry_run and sets no
 // last-action time: nothing was sent.
