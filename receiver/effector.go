@@ -28,20 +28,33 @@ var _ Effector = Live{}
 // Perform implements Effector.
 func (l Live) Perform(ctx context.Context, d policy.Decision, app intent.AppView, unit string) Effect {
 	probe := verify.ProcProbe(l.FS, verify.Fixed(app.Master))
-	before, _ := probe(ctx) // a failed probe leaves before empty: a reload then needs all-new workers anyway
+	// A failed probe leaves before with the master only: a reload then
+	// needs all-new workers anyway, and the count seen is unknown.
+	before, berr := probe(ctx)
+	seen := before.Workers
+	if berr != nil {
+		seen = -1
+	}
+	if scale := d.Action == intent.ScaleUp || d.Action == intent.ScaleDown; scale && berr == nil && before.Workers != d.Workers {
+		// The count changed since the decision (a worker died, someone
+		// else signalled): d.Target is no longer one step from what runs,
+		// and the workers already running could "verify" it.
+		return Effect{Outcome: intent.OutcomeFailed, Workers: seen, Evidence: fmt.Sprintf(
+			"/proc shows %d workers just before the signal, the decision stepped from %d: nothing was sent", before.Workers, d.Workers)}
+	}
 	res, err := l.Actuator.Perform(ctx, d.Action, actuator.Target{App: d.App, Master: app.Master, Unit: unit})
 	if err != nil {
 		o, why := actuator.Outcome(err)
 		if o == intent.OutcomeActed {
 			o = intent.OutcomeFailed
 		}
-		return Effect{Outcome: o, Refusal: why, Evidence: err.Error(), Workers: before.Workers}
+		return Effect{Outcome: o, Refusal: why, Evidence: err.Error(), Workers: seen}
 	}
 	switch {
 	case res.KillSwitch:
-		return Effect{Outcome: intent.OutcomeDryRun, Evidence: "the kill-switch file exists: nothing was sent", Workers: before.Workers}
+		return Effect{Outcome: intent.OutcomeDryRun, Evidence: "the kill-switch file exists: nothing was sent", Workers: seen}
 	case res.DryRun:
-		return Effect{Outcome: intent.OutcomeDryRun, Evidence: "dry-run: nothing was sent", Workers: before.Workers}
+		return Effect{Outcome: intent.OutcomeDryRun, Evidence: "dry-run: nothing was sent", Workers: seen}
 	}
 	var vr verify.Result
 	switch d.Action {
@@ -69,4 +82,14 @@ func (l Live) Perform(ctx context.Context, d policy.Decision, app intent.AppView
 		workers = vr.Last.Workers
 	}
 	return Effect{Outcome: vr.Outcome, Evidence: vr.Evidence, Workers: workers}
+}
+
+// Workers implements Effector: the live worker count of app's master in
+// /proc, read as Perform's verification reads it.
+func (l Live) Workers(ctx context.Context, app intent.AppView) (workers, booting int, err error) {
+	s, err := verify.ProcProbe(l.FS, verify.Fixed(app.Master))(ctx)
+	if err != nil {
+		return -1, 0, err
+	}
+	return s.Workers, s.Workers - s.Booted, nil
 }

@@ -31,11 +31,16 @@
 // outcome deduplicated but not written to the audit log, so a flood of
 // retries costs no fsync per request. Re-applying the desired worker count
 // after a HUP (policy.Reconcile) is audited when it acts, and otherwise
-// only when its outcome changes.
+// only when its outcome changes. Every line has its own id; what became of
+// an acted decision (verified, verification_failed, failed, or dry_run
+// when the kill switch stopped it) is a line of its own whose verifies is
+// the acted line's id.
 package receiver
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -75,6 +80,10 @@ type Auditor interface {
 // It never retries: a failed verification is an outcome.
 type Effector interface {
 	Perform(ctx context.Context, d policy.Decision, app intent.AppView, unit string) Effect
+	// Workers reads app's live worker count now, from where Perform
+	// verifies a scale (the count a scale decision steps from), and how
+	// many of them are still booting.
+	Workers(ctx context.Context, app intent.AppView) (workers, booting int, err error)
 }
 
 // Effect is what became of an acted decision.
@@ -375,6 +384,7 @@ func (e *Engine) Step(ctx context.Context, app string) bool {
 	obs.Pending = pending
 	e.mu.Lock()
 	d := policy.Decide(e.now(), a, q.app.Rules, e.opts.Global, e.st, obs)
+	d.ID = newID()
 	policy.Apply(&e.st, d, q.app.Rules, e.opts.Global)
 	err := e.save()
 	e.mu.Unlock()
@@ -391,17 +401,43 @@ func (e *Engine) Step(ctx context.Context, app string) bool {
 	return true
 }
 
-// observe reads the host's view of app and the guard's answer for act.
+// observe reads the host's view of app (with the live worker count for a
+// scale) and the guard's answer for act.
 func (e *Engine) observe(ctx context.Context, app string, act intent.Action) (intent.AppView, policy.Observed) {
 	view, ok := e.opts.Host.Lookup(app)
 	if !ok {
 		view = intent.AppView{Name: app, Workers: -1}
+	}
+	if ok && (act == intent.ScaleUp || act == intent.ScaleDown) {
+		view = e.liveCount(ctx, view)
 	}
 	obs := policy.Observed{App: view}
 	if e.opts.Guard != nil && ok {
 		obs.Refusal, obs.Evidence = e.opts.Guard.Check(ctx, app, act)
 	}
 	return view, obs
+}
+
+// liveCount replaces view's worker count, the host's last background
+// sample, with the effector's reading of /proc now. A scale's target is
+// that count plus or minus one, and its verification waits for the target
+// in /proc: a sample taken before the receiver's own last scale, or in the
+// milliseconds a timed-out worker is being replaced, is one short of what
+// Gunicorn runs, so its target is a count already running and "verifies"
+// at once, while the TTIN takes Gunicorn one past it (past max_workers,
+// too). An unreadable count is unknown (-1): rule 10 then refuses.
+func (e *Engine) liveCount(ctx context.Context, view intent.AppView) intent.AppView {
+	if view.Master.PID <= 1 {
+		return view // no master to read; rule 10 refuses
+	}
+	n, booting, err := e.opts.Effector.Workers(ctx, view)
+	if err != nil {
+		e.logger.Warn("live worker count not read", "app", view.Name, "err", err)
+		view.Workers, view.Booting = -1, 0
+		return view
+	}
+	view.Workers, view.Booting, view.SampledAt = n, booting, e.now()
+	return view
 }
 
 // perform runs an acted decision and records its verification.
@@ -417,11 +453,12 @@ func (e *Engine) perform(ctx context.Context, q *appQueue, d policy.Decision, vi
 		e.stats.lastAction(d.App, d.Action, d.At) // it was sent; a failed or kill-switched one was not
 	}
 	e.mu.Unlock()
+	// The verification's line is the decision's, with what became of it:
+	// its workers are the count seen then (-1 unknown), never the count
+	// the decision stepped from, which its acted line already says.
 	v := d
-	v.At, v.Outcome, v.Refusal, v.Evidence = now, eff.Outcome, eff.Refusal, eff.Evidence
-	if eff.Workers >= 0 {
-		v.Workers = eff.Workers
-	}
+	v.ID, v.Verifies = newID(), d.ID
+	v.At, v.Outcome, v.Refusal, v.Evidence, v.Workers = now, eff.Outcome, eff.Refusal, eff.Evidence, eff.Workers
 	e.record(v)
 }
 
@@ -470,6 +507,15 @@ func (e *Engine) Reconcile(ctx context.Context, app string) {
 	e.mu.Lock()
 	d, ok := policy.Reconcile(e.now(), app, q.app.Rules, e.opts.Global, e.st, obs)
 	e.mu.Unlock()
+	if ok && found {
+		// The host's sample says there is a step to take: take it from
+		// the live count (liveCount), which may also say there is none.
+		view = e.liveCount(ctx, view)
+		obs.App = view
+		e.mu.Lock()
+		d, ok = policy.Reconcile(e.now(), app, q.app.Rules, e.opts.Global, e.st, obs)
+		e.mu.Unlock()
+	}
 	if ok && d.Perform() && found && e.opts.Guard != nil {
 		// Only a step that would act asks the guard (its CPU check takes a
 		// measuring window), with the step's own action.
@@ -482,6 +528,7 @@ func (e *Engine) Reconcile(ctx context.Context, app string) {
 		e.mu.Unlock()
 		return
 	}
+	d.ID = newID()
 	changed := d.Outcome != q.lastRecon || d.Refusal != q.lastRefusal
 	q.lastRecon, q.lastRefusal = d.Outcome, d.Refusal
 	policy.Apply(&e.st, d, q.app.Rules, e.opts.Global)
@@ -496,6 +543,16 @@ func (e *Engine) Reconcile(ctx context.Context, app string) {
 	if d.Perform() && err == nil {
 		e.perform(ctx, q, d, view)
 	}
+}
+
+// newID names one audit line: 64 random bits in hex, unique across
+// restarts and hosts without a counter to keep. A verification line
+// carries the acted line's in Verifies, so the two pair without relying on
+// their order or on the last acted line of the file being its own.
+func newID() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go 1.24+)
+	return hex.EncodeToString(b[:])
 }
 
 // save writes the state. Callers hold e.mu.
@@ -513,8 +570,8 @@ func (e *Engine) record(d policy.Decision) {
 			e.mu.Unlock()
 		}
 	}
-	e.logger.Info("remediation decision", "app", d.App, "action", string(d.Action), "outcome", string(d.Outcome),
-		"rule", d.Rule, "reason", d.Reason, "workers", d.Workers, "target", d.Target)
+	e.logger.Info("remediation decision", "id", d.ID, "verifies", d.Verifies, "app", d.App, "action", string(d.Action),
+		"outcome", string(d.Outcome), "rule", d.Rule, "reason", d.Reason, "workers", d.Workers, "target", d.Target)
 	e.mu.Lock()
 	e.stats.decision(d.App, d.Action, d.Outcome)
 	e.mu.Unlock()

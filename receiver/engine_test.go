@@ -72,6 +72,12 @@ func (f *fakeEffector) Perform(_ context.Context, d policy.Decision, _ intent.Ap
 	return Effect{Outcome: intent.OutcomeVerified, Evidence: "fake", Workers: d.Target}
 }
 
+func (f *fakeEffector) Workers(_ context.Context, _ intent.AppView) (workers, booting int, err error) {
+	f.host.mu.Lock()
+	defer f.host.mu.Unlock()
+	return f.host.workers, 0, nil
+}
+
 func (f *fakeEffector) count() int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -313,6 +319,44 @@ func (h hupHost) Lookup(app string) (intent.AppView, bool) {
 	return v, ok
 }
 
+// lagHost is the fake host seen through a background sample that still
+// says sampled workers, with a HUP at reload (zero: none).
+type lagHost struct {
+	*fakeHost
+	sampled int
+	reload  time.Time
+}
+
+func (h lagHost) Lookup(app string) (intent.AppView, bool) {
+	v, ok := h.fakeHost.Lookup(app)
+	v.Workers, v.LastReload = h.sampled, h.reload
+	return v, ok
+}
+
+// A decision and a reconcile step count the workers the effector reads
+// live, not the host's older sample: from a sample one short, the scale's
+// target would be the count already running.
+func TestDecisionsCountLiveWorkers(t *testing.T) {
+	r := newRig(t, t.TempDir(), 8)
+	r.host.workers = 3 // live; the host's last sample still says 2
+	r.e.opts.Host = lagHost{fakeHost: r.host, sampled: 2}
+	r.submit(t, scaleUp(t0))
+	r.drain()
+	lines := auditLines(t, filepath.Join(r.dir, "audit.jsonl"))
+	require.Len(t, lines, 2)
+	require.Equal(t, [2]int{3, 4}, [2]int{lines[0].Workers, lines[0].Target}, "acted from the live count")
+	require.Equal(t, 4, r.host.workers)
+
+	// A HUP reset the count, a reconcile step (or a person) already
+	// restored it, and the host's sample is from before that.
+	r.clock.Add(time.Minute)
+	r.e.opts.Host = lagHost{fakeHost: r.host, sampled: 3, reload: r.clock.Now()}
+	r.clock.Add(time.Second)
+	r.e.Reconcile(context.Background(), "shop")
+	require.Equal(t, 1, r.eff.count(), "the live count is the desired one: no step")
+	require.Len(t, auditLines(t, filepath.Join(r.dir, "audit.jsonl")), 2)
+}
+
 // A state that cannot be saved is never acted on.
 func TestNoActionWithoutDurableState(t *testing.T) {
 	r := newRig(t, t.TempDir(), 8)
@@ -488,6 +532,10 @@ func (k *killSwitchEffector) Perform(context.Context, policy.Decision, intent.Ap
 	return Effect{Outcome: intent.OutcomeDryRun, Evidence: "the kill-switch file exists", Workers: 2}
 }
 
+func (k *killSwitchEffector) Workers(context.Context, intent.AppView) (workers, booting int, err error) {
+	return 2, 0, nil
+}
+
 // An action the kill switch stopped is audited as dry_run and sets no
 // last-action time: nothing was sent.
 func TestKillSwitchedActionIsNoLastAction(t *testing.T) {
@@ -511,4 +559,67 @@ func TestRequestCodesStartAtZero(t *testing.T) {
 		require.True(t, ok, "code %d", code)
 		require.Zero(t, v, "code %d", code)
 	}
+}
+
+// unknownCountEffector sends nothing and saw no worker count.
+type unknownCountEffector struct{ fakeEffector }
+
+func (u *unknownCountEffector) Perform(context.Context, policy.Decision, intent.AppView, string) Effect {
+	return Effect{Outcome: intent.OutcomeVerificationFailed, Evidence: "every probe failed", Workers: -1}
+}
+
+// Every verification line names the acted line it verifies and repeats
+// that decision's action, key, rule, reason, target and reconcile, with the
+// count it saw itself; every line has its own id. Between them: a second
+// alert cooling down, and a re-apply after a HUP, each a decision of its
+// own.
+func TestVerificationLinesNameTheirDecision(t *testing.T) {
+	r := newRig(t, t.TempDir(), 8)
+	r.submit(t, scaleUp(t0))
+	r.drain()
+	b := scaleUp(t0.Add(time.Second))
+	b.Fingerprint = "1111222233334444"
+	r.submit(t, b)
+	r.drain()
+	r.clock.Add(time.Minute)
+	r.host.mu.Lock()
+	r.host.workers = 2 // what a HUP does
+	r.host.mu.Unlock()
+	r.e.opts.Host = hupHost{r.host, r.clock.Now()}
+	r.clock.Add(time.Second)
+	r.e.Reconcile(context.Background(), "shop")
+	r.e.opts.Effector = &unknownCountEffector{fakeEffector{host: r.host}}
+	r.clock.Add(10 * time.Minute)
+	c := scaleUp(r.clock.Now())
+	c.Fingerprint = "5555666677778888"
+	r.submit(t, c)
+	r.drain()
+
+	lines := auditLines(t, filepath.Join(r.dir, "audit.jsonl"))
+	var got []string
+	byID := map[string]int{}
+	for i, l := range lines {
+		got = append(got, fmt.Sprintf("%s:%s %d→%d", l.Action, l.Outcome, l.Workers, l.Target))
+		require.Len(t, l.ID, 16, "line %d", i)
+		require.NotContains(t, byID, l.ID, "ids are unique")
+		byID[l.ID] = i
+		if l.Verifies == "" {
+			continue
+		}
+		j, ok := byID[l.Verifies]
+		require.True(t, ok, "line %d verifies an earlier line", i)
+		acted := lines[j]
+		require.Equal(t, intent.OutcomeActed, acted.Outcome)
+		require.Equal(t, acted.Verifies, "", "a decision verifies nothing")
+		require.Equal(t, [6]any{acted.Action, acted.Key, acted.Rule, acted.Reason, acted.Target, acted.Reconcile},
+			[6]any{l.Action, l.Key, l.Rule, l.Reason, l.Target, l.Reconcile}, "line %d is about the decision of line %d", i, j)
+	}
+	require.Equal(t, []string{
+		"scale_up:acted 2→3", "scale_up:verified 3→3",
+		"scale_up:cooling_down 3→0",
+		"scale_up:acted 2→3", "scale_up:verified 3→3", // the re-apply after the HUP
+		"scale_up:acted 3→4", "scale_up:verification_failed -1→4", // no count seen: unknown, not the decision's
+	}, got)
+	require.Equal(t, lines[3].ID, lines[4].Verifies)
+	require.True(t, lines[3].Reconcile)
 }

@@ -41,6 +41,13 @@ func liveEngine(t *testing.T, g *gunicorntest.Gunicorn, deadline time.Duration) 
 	t.Helper()
 	fs, err := procinfo.NewFS("/proc")
 	require.NoError(t, err)
+	return liveEngineOn(t, gunicornHost{fs: fs, g: g}, fs,
+		policy.Rules{MinWorkers: 2, MaxWorkers: 3, Cooldown: time.Millisecond, Grace: time.Millisecond}, deadline)
+}
+
+// liveEngineOn is an engine over host with the real actuator and verifier.
+func liveEngineOn(t *testing.T, host intent.Host, fs procinfo.FS, rules policy.Rules, deadline time.Duration) (*Engine, string) {
+	t.Helper()
 	act, err := actuator.New(actuator.Options{FS: fs})
 	require.NoError(t, err)
 	t.Cleanup(act.Close)
@@ -52,9 +59,8 @@ func liveEngine(t *testing.T, g *gunicorntest.Gunicorn, deadline time.Duration) 
 	aud, err := audit.Open(auditPath, nil)
 	require.NoError(t, err)
 	t.Cleanup(func() { aud.Close() })
-	host := gunicornHost{fs: fs, g: g}
 	e, err := New(Options{
-		Apps:     []App{{Name: "shop", Rules: policy.Rules{MinWorkers: 2, MaxWorkers: 3, Cooldown: time.Millisecond, Grace: time.Millisecond}}},
+		Apps:     []App{{Name: "shop", Rules: rules}},
 		Host:     host,
 		Effector: Live{Actuator: act, FS: fs, Host: host, Verify: verify.Options{Deadline: deadline, Interval: 50 * time.Millisecond}},
 		Store:    store, Audit: aud, ReconcileEvery: -1,

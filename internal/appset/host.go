@@ -34,7 +34,7 @@ func (m *Manager) Lookup(app string) (intent.AppView, bool) {
 			v.ConfiguredWorkers = ms.ConfiguredWorkers
 		}
 		if st.Sampled {
-			v.Workers = st.State.Workers
+			v.Workers, v.Booting = st.State.Workers, st.State.Booting
 			v.SampledAt = st.SampledAt
 			procFresh = known && !st.SampledAt.IsZero() && time.Since(st.SampledAt) <= staleAfter
 		}

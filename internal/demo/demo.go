@@ -202,14 +202,16 @@ func (d *driver) hungExternal() error {
 	}
 	d.n.cmd("curl -s %s/api/v2/alerts", d.loop.AM.URL)
 	d.n.saw("Alertmanager holds it and posts it to the receiver")
+	var up auditLine
 	if err := d.waitFor("a verified scale-up", func() (bool, string) {
-		_, ok := d.lastAudit("scale_up", "verified")
+		l, ok := d.lastAudit("scale_up", "verified")
+		up = l
 		return ok, ""
 	}); err != nil {
 		return err
 	}
 	d.n.cmd("tail -n 3 %s", d.loop.Host.AuditLog)
-	acted, _ := d.lastAudit("scale_up", "acted")
+	acted := d.auditByID(up.Verifies)
 	d.n.saw("scale_up verified: %d → %d workers; /proc shows %d workers under master %d", acted.Workers, acted.Target, len(d.g.WorkerPIDs()), d.g.MasterPID())
 	var inc incident
 	if err := d.waitFor("the incident names the external call", func() (bool, string) {
@@ -262,15 +264,17 @@ func (d *driver) recovery() error {
 	d.n.title(Steps[3])
 	d.n.say("traffic stops; the workers go idle. The scale-down rule waits for the idle window, then the receiver")
 	d.n.say("waits for its stabilisation after the scale-up.")
+	var down auditLine
 	if err := d.waitFor("a verified scale-down", func() (bool, string) {
-		_, ok := d.lastAudit("scale_down", "verified")
+		l, ok := d.lastAudit("scale_down", "verified")
+		down = l
 		return ok, ""
 	}); err != nil {
 		return err
 	}
 	d.n.cmd("curl -s %s/api/v1/alerts | grep -o GunicornWorkersIdleScaleDown", d.loop.Prom.URL)
 	d.n.cmd("tail -n 2 %s", d.loop.Host.AuditLog)
-	acted, _ := d.lastAudit("scale_down", "acted")
+	acted := d.auditByID(down.Verifies)
 	d.n.saw("scale_down verified: %d → %d workers; /proc shows %d workers", acted.Workers, acted.Target, len(d.g.WorkerPIDs()))
 	d.n.cmd("curl -s %s/metrics | grep '^reflex_remediation_decisions_total' | grep -v ' 0$'", d.exp.URL)
 	return nil
@@ -410,6 +414,8 @@ func (d *driver) amHas(alertname string) bool {
 }
 
 type auditLine struct {
+	ID       string `json:"id"`
+	Verifies string `json:"verifies"`
 	Action   string `json:"action"`
 	Outcome  string `json:"outcome"`
 	Refusal  string `json:"refusal"`
@@ -420,6 +426,18 @@ type auditLine struct {
 }
 
 func (d *driver) lastAudit(action, outcome string) (auditLine, bool) {
+	return d.findAudit(func(l auditLine) bool { return l.Action == action && l.Outcome == outcome })
+}
+
+// auditByID is the audit line named id: the acted line a verification
+// line verifies (the last acted line of the file may be another decision's).
+func (d *driver) auditByID(id string) auditLine {
+	l, _ := d.findAudit(func(l auditLine) bool { return id != "" && l.ID == id })
+	return l
+}
+
+// findAudit is the last audit line that match accepts.
+func (d *driver) findAudit(match func(auditLine) bool) (auditLine, bool) {
 	f, err := os.Open(d.loop.Host.AuditLog)
 	if err != nil {
 		return auditLine{}, false
@@ -431,7 +449,7 @@ func (d *driver) lastAudit(action, outcome string) (auditLine, bool) {
 	sc.Buffer(make([]byte, 64*1024), 1024*1024)
 	for sc.Scan() {
 		var l auditLine
-		if json.Unmarshal(sc.Bytes(), &l) == nil && l.Action == action && l.Outcome == outcome {
+		if json.Unmarshal(sc.Bytes(), &l) == nil && match(l) {
 			found, ok = l, true
 		}
 	}

@@ -142,7 +142,8 @@ func (w *Writer) Close() error {
 }
 
 // Event is d as a timeline event: Kind by outcome, Cause the outcome,
-// Detail the reason, and the action, rule, refusal and counts as Attrs.
+// Detail the reason, and the action, rule, refusal, counts and ids as
+// Attrs.
 func Event(d policy.Decision) timeline.Event {
 	attrs := map[string]string{
 		"action": string(d.Action),
@@ -159,6 +160,12 @@ func Event(d policy.Decision) timeline.Event {
 	}
 	if d.Reconcile {
 		attrs["reconcile"] = "true"
+	}
+	if d.ID != "" {
+		attrs["id"] = d.ID
+	}
+	if d.Verifies != "" {
+		attrs["verifies"] = d.Verifies
 	}
 	detail := d.Reason
 	if d.Evidence != "" {

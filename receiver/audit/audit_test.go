@@ -48,7 +48,9 @@ func TestRecordAppendsLinesAndEvents(t *testing.T) {
 	refused := decision(intent.OutcomeRefused)
 	refused.Rule, refused.Refusal, refused.Evidence, refused.Target = 12, intent.RefuseStuckOnDatabase, "pid 4242 waits on backend 77 (lock)", 0
 	refused.Reason = "the host's state says it would not help or would hurt"
-	ds := []policy.Decision{decision(intent.OutcomeActed), decision(intent.OutcomeVerified), refused,
+	acted, verified := decision(intent.OutcomeActed), decision(intent.OutcomeVerified)
+	acted.ID, verified.ID, verified.Verifies, verified.Workers = "00000000000000a1", "00000000000000a2", "00000000000000a1", 3
+	ds := []policy.Decision{acted, verified, refused,
 		decision(intent.OutcomeDeduplicated), decision(intent.OutcomeVerificationFailed)}
 	for _, d := range ds {
 		require.NoError(t, w.Record(d))
@@ -72,6 +74,8 @@ func TestRecordAppendsLinesAndEvents(t *testing.T) {
 		"remediation_failed/verification_failed",
 	}, kinds, "every decision but the deduplicated one")
 	require.Equal(t, map[string]string{"action": "scale_up", "rule": "12", "refusal": "stuck_on_database", "workers": "2"}, evs[2].Attrs)
+	require.Equal(t, map[string]string{"action": "scale_up", "rule": "16", "workers": "3", "target": "3",
+		"id": "00000000000000a2", "verifies": "00000000000000a1"}, evs[1].Attrs, "the verification names the acted line")
 	require.Equal(t, "the host's state says it would not help or would hurt: pid 4242 waits on backend 77 (lock)", evs[2].Detail)
 	require.Equal(t, t0, evs[0].Time)
 }

@@ -24,8 +24,10 @@ type AppView struct {
 	// Master.PID is 0 when no master is known.
 	Master procinfo.Identity
 	// Workers is the live worker count of the last /proc sample, taken at
-	// SampledAt; -1 when the workers could not be read.
+	// SampledAt; -1 when the workers could not be read. Booting counts
+	// those of them that have not booted yet (no first heartbeat).
 	Workers   int
+	Booting   int
 	SampledAt time.Time
 	// ConfiguredWorkers is the master's --workers (what a HUP resets the
 	// count to); 0 when unknown.

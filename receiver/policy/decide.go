@@ -22,23 +22,37 @@ type Observed struct {
 }
 
 // Decision is the outcome of one alert (or one Reconcile step) and what to
-// perform. It is plain data: the audit log writes it as it is.
+// perform. It is plain data: the audit log writes it as it is, one line per
+// decision and one more for what became of an acted one (its
+// verification), which repeats the decision's action, key, rule, reason,
+// target and reconcile, names it in Verifies, and has its own time,
+// outcome, refusal, evidence and worker count.
 type Decision struct {
-	At      time.Time      `json:"at"`
-	App     string         `json:"app"`
-	Action  intent.Action  `json:"action"`
-	Key     string         `json:"key,omitempty"` // "" for a Reconcile step
-	Outcome intent.Outcome `json:"outcome"`
+	// ID names this line of the audit log; the engine sets it (Decide and
+	// Reconcile leave it empty).
+	ID string `json:"id,omitempty"`
+	// Verifies is, on a verification line, the ID of the acted decision
+	// whose effect it records; empty on a decision.
+	Verifies string         `json:"verifies,omitempty"`
+	At       time.Time      `json:"at"`
+	App      string         `json:"app"`
+	Action   intent.Action  `json:"action"`
+	Key      string         `json:"key,omitempty"` // "" for a Reconcile step
+	Outcome  intent.Outcome `json:"outcome"`
 	// Rule is the number of the rule in the package doc that decided.
 	Rule int `json:"rule"`
 	// Refusal is set for OutcomeRefused.
 	Refusal intent.Refusal `json:"refusal,omitempty"`
 	// Reason says why, for people (the audit log, the timeline).
 	Reason string `json:"reason"`
-	// Evidence is the guard's evidence for a refusal.
+	// Evidence is the guard's evidence for a refusal, or on a verification
+	// line what the verification saw.
 	Evidence string `json:"evidence,omitempty"`
-	// Workers is the observed worker count (-1 unknown); Target is the count
-	// a scale must reach (Workers ± 1), 0 for reload and restart.
+	// Workers is the worker count observed when deciding (-1 unknown), or
+	// on a verification line the count seen last by the verification.
+	// Target is the count a scale must reach (the decision's Workers ± 1;
+	// a dry_run keeps the one it would have reached), 0 for reload and
+	// restart and for a scale that does not act.
 	Workers int `json:"workers"`
 	Target  int `json:"target,omitempty"`
 	// Reconcile is set for a step of Reconcile (re-applying the desired
@@ -217,7 +231,8 @@ func Settle(st *State, d Decision, outcome intent.Outcome, workers int, now time
 // Reconcile returns the next step back to the desired worker count of app
 // after a HUP or a new master reset Gunicorn to its --workers, and false
 // when there is nothing to do: the receiver never scaled the app, no reset
-// happened since, or the count is already the desired one. A step obeys
+// happened since, the count is already the desired one, or it has not
+// settled yet (a reload's two generations together). A step obeys
 // rules 4, 5 and 10 to 16 (not cooldown or grace: it restores a count that
 // was decided already). Record it with Apply.
 func Reconcile(now time.Time, app string, r Rules, g Global, st State, obs Observed) (Decision, bool) {
@@ -236,6 +251,9 @@ func Reconcile(now time.Time, app string, r Rules, g Global, st State, obs Obser
 	if !reset {
 		return Decision{}, false
 	}
+	if !settled(v, as.Desired) {
+		return Decision{}, false
+	}
 	act := intent.ScaleUp
 	if v.Workers > as.Desired {
 		act = intent.ScaleDown
@@ -252,6 +270,27 @@ func Reconcile(now time.Time, app string, r Rules, g Global, st State, obs Obser
 		d.Reason = fmt.Sprintf("a reset to %d workers since %s: re-applying %d", v.Workers, stamp(as.DesiredAt), as.Desired)
 	}
 	return d, true
+}
+
+// settled reports whether v's worker count is one a reset's re-apply may
+// step from. A HUP spawns the new generation before it stops the old one,
+// so for a while the count is both together, the new workers booting, and
+// a scale-down from it would take Gunicorn below its --workers. So no step
+// down is taken while a worker boots, and when the --workers a reset goes
+// back to is known, only a count on the way from it to desired is stepped
+// from. Any other count is looked at again at the next step, not acted
+// on. A step up from a count a booting worker is part of may go ahead:
+// a lingering old worker can only make it too high, and then the step
+// fails its verification rather than overshooting.
+func settled(v intent.AppView, desired int) bool {
+	if v.Workers > desired && v.Booting > 0 {
+		return false
+	}
+	if v.ConfiguredWorkers <= 0 {
+		return true
+	}
+	lo, hi := min(v.ConfiguredWorkers, desired), max(v.ConfiguredWorkers, desired)
+	return v.Workers >= lo && v.Workers <= hi
 }
 
 func (d Decision) out(rule int, o intent.Outcome, reason string) Decision {

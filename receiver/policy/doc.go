@@ -72,7 +72,10 @@
 //
 // After a HUP (from anyone) or a new master, Gunicorn runs its configured
 // --workers again; Reconcile steps the count back to the desired one, one
-// worker per call, under rules 4, 5 and 10 to 16. A verification that
-// failed sets the desired count to what was observed (Settle), so a TTIN
-// that cannot take effect is an outcome, never a retry loop.
+// worker per call, under rules 4, 5 and 10 to 16, never from the old and
+// new generations of a reload together: no step down while a worker
+// boots, and, when --workers is known, only from a count between it and
+// the desired one. A verification that failed sets the
+// desired count to what was observed (Settle), so a TTIN that cannot take
+// effect is an outcome, never a retry loop.
 package policy

@@ -217,3 +217,47 @@ func TestVerificationFailedIsNotRetried(t *testing.T) {
 	Settle(&f.st, f.log[len(f.log)-1], intent.OutcomeFailed, -1, f.now)
 	require.Zero(t, f.st.App("shop").Desired)
 }
+
+// A HUP spawns the new generation before it stops the old one: a reset is
+// never stepped down from while a worker boots, and, with --workers known,
+// only from a count between it and the desired one, so the old and new
+// generations together are never scaled down.
+func TestReconcileWaitsForTheResetToSettle(t *testing.T) {
+	for _, tc := range []struct {
+		name                string
+		configured, desired int
+		workers, booting    int
+		wantStep            bool
+		wantAction          intent.Action
+		wantTarget          int
+	}{
+		{"old and new generations together", 2, 3, 5, 0, false, "", 0},
+		{"both generations, --workers unknown, new ones booting", 0, 3, 5, 2, false, "", 0},
+		{"both generations, --workers unknown, all booted", 0, 3, 5, 0, true, intent.ScaleDown, 4},
+		{"the new generation booting, below the desired count", 0, 3, 2, 2, true, intent.ScaleUp, 3},
+		{"settled at --workers", 2, 3, 2, 0, true, intent.ScaleUp, 3},
+		{"on the way to the desired count", 2, 4, 3, 0, true, intent.ScaleUp, 4},
+		{"a reset down to the desired count, both generations", 4, 2, 6, 0, false, "", 0},
+		{"a reset down, the new generation booting", 4, 2, 4, 4, false, "", 0},
+		{"settled above the desired count", 4, 2, 4, 0, true, intent.ScaleDown, 3},
+		{"--workers unknown", 0, 3, 2, 0, true, intent.ScaleUp, 3},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFeeder(t)
+			f.rules.MaxWorkers, f.rules.MinWorkers = 6, 1
+			a := f.st.App("shop")
+			a.Desired, a.DesiredAt = tc.desired, f.now
+			f.st.setApp("shop", a)
+			f.step(time.Minute)
+			f.obs.App.LastReload = f.now
+			f.obs.App.ConfiguredWorkers, f.obs.App.Workers, f.obs.App.Booting = tc.configured, tc.workers, tc.booting
+			d, ok := f.reconcile()
+			require.Equal(t, tc.wantStep, ok, "%+v", d)
+			if ok {
+				want(t, d, intent.OutcomeActed, 16)
+				require.Equal(t, tc.wantAction, d.Action)
+				require.Equal(t, tc.wantTarget, d.Target)
+			}
+		})
+	}
+}
