@@ -7,6 +7,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -15,6 +17,7 @@ import (
 
 	"github.com/gunicorn-reflex/gunicorn-reflex/internal/gunicorntest"
 	"github.com/gunicorn-reflex/gunicorn-reflex/internal/incident"
+	"github.com/gunicorn-reflex/gunicorn-reflex/internal/pgtest"
 	"github.com/gunicorn-reflex/gunicorn-reflex/internal/reflextest"
 )
 
@@ -152,4 +155,81 @@ func TestIncidentRealDeadlock(t *testing.T) {
 		stuck = stuck || (e.Decisive && e.Kind == "worker_stuck" && e.Attrs["kind"] == "futex")
 	}
 	require.True(t, stuck, "%+v", inc.Evidence)
+}
+
+// The demo's defect, through the binary on a real Gunicorn and a real
+// PostgreSQL: two faults back to back on one app with no quiet period
+// between them. Workers hang on an external service (external_call; the
+// receiver scales up), then on a slow query (database_slow_query; the
+// receiver refuses). It stays one incident whose current verdict is the
+// second; its history in GET /api/v1/incidents and in `explain` keeps the
+// first, and each decision names the verdict it was taken under.
+func TestIncidentTwoFaultsBackToBack(t *testing.T) {
+	c := pgtest.Start(t, pgtest.Options{})
+	c.Exec(t, "CREATE VIEW reflex_slow AS SELECT 1 AS one FROM pg_sleep(30)")
+	port := blackhole(t)
+	// A short cooldown and grace, so the second alert is decided on the
+	// verdict rather than on the first scale-up's cooldown.
+	receiver := strings.Replace(receiverSection(t, t.TempDir()), "      allow: [scale_up]\n",
+		"      allow: [scale_up]\n      cooldown: 1s\n      grace: 1s\n", 1)
+	s := startDBScenario(t, c, nil, gunicorntest.Options{Workers: 2, Timeout: 5}, receiver)
+
+	stopExternal := s.hold(t, 2, fmt.Sprintf("/recv?port=%d", port))
+	first := s.waitVerdict(t, "external_call", 60*time.Second)
+	s.askScaleUp(t)
+	waitFor(t, 30*time.Second, "the scale-up acted under external_call", func() bool {
+		for _, d := range getIncidents(t, s.exp, "?app=shop")[0].Decisions {
+			if d.Outcome == "acted" {
+				return true
+			}
+		}
+		return false
+	})
+
+	// The second fault: the stuck workers end at their timeout, and the
+	// next requests wait on the database.
+	stopExternal()
+	s.hold(t, 2, "/dbview")
+	second := s.waitVerdict(t, "database_slow_query", 60*time.Second)
+	require.Equal(t, first.ID, second.ID, "one incident")
+	s.askScaleUpAt(t, time.Now())
+	s.waitRefusal(t, "verdict_database_slow_query")
+
+	inc := getIncidents(t, s.exp, "?app=shop")[0]
+	require.Equal(t, incident.CauseDatabaseSlowQuery, inc.Cause)
+	var causes []incident.Cause
+	for _, span := range inc.Causes {
+		causes = append(causes, span.Cause)
+	}
+	ext := slices.Index(causes, incident.CauseExternalCall)
+	require.GreaterOrEqual(t, ext, 0, "the first cause is kept: %v", causes)
+	require.Equal(t, incident.CauseDatabaseSlowQuery, causes[len(causes)-1], "%v", causes)
+	require.Less(t, ext, len(causes)-1)
+	span := inc.Causes[ext]
+	require.NotNil(t, span.Until, "external_call ended")
+	require.Contains(t, span.Summary, fmt.Sprintf("127.0.0.1:%d", port))
+	require.Nil(t, inc.Causes[len(causes)-1].Until, "the current cause of an open incident")
+
+	var acted, refused *incident.Decision
+	for i, d := range inc.Decisions {
+		switch {
+		case d.Outcome == "acted" && acted == nil:
+			acted = &inc.Decisions[i]
+		case d.Refusal == "verdict_database_slow_query":
+			refused = &inc.Decisions[i]
+		}
+	}
+	require.NotNil(t, acted, "%+v", inc.Decisions)
+	require.NotNil(t, refused, "%+v", inc.Decisions)
+	require.Equal(t, incident.CauseExternalCall, acted.Cause, "acted under external_call")
+	require.Equal(t, incident.CauseDatabaseSlowQuery, refused.Cause, "refused under database_slow_query")
+
+	out, err := exec.Command(reflextest.Binary(t), "explain", "--url", s.exp.URL, "--app", "shop").CombinedOutput()
+	require.NoError(t, err, string(out))
+	text := string(out)
+	t.Logf("explain:\n%s", text)
+	require.Contains(t, text, "Verdict: database_slow_query (confidence ")
+	require.Regexp(t, `\n  before: external_call \d\d:\d\d:\d\d–\d\d:\d\d:\d\d \(0\.80\): \d+ stuck worker\(s\) of shop wait on a socket to 127\.0\.0\.1:`+strconv.Itoa(port), text)
+	require.Contains(t, text, "scale_up acted under external_call")
+	require.Contains(t, text, "scale_up refused under database_slow_query (verdict_database_slow_query)")
 }

@@ -193,6 +193,17 @@ func (s *scenario) hold(t *testing.T, n int, path string) (stop func()) {
 // A worker blocked reading from a loopback server that accepts and never
 // answers: external_call, naming the peer.
 func TestScenarioExternalCall(t *testing.T) {
+	port := blackhole(t)
+	s := startScenario(t, gunicorntest.Options{Workers: 2, Timeout: 5})
+	s.hold(t, 2, fmt.Sprintf("/recv?port=%d", port))
+	inc := s.waitVerdict(t, "external_call", 60*time.Second)
+	require.Contains(t, inc.Summary+inc.decisive(), fmt.Sprintf("127.0.0.1:%d", port), "the peer is named")
+}
+
+// blackhole is a loopback server that accepts and never answers, until
+// cleanup; it returns its port.
+func blackhole(t *testing.T) int {
+	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	var conns sync.WaitGroup
@@ -216,11 +227,7 @@ func TestScenarioExternalCall(t *testing.T) {
 			_ = c.Close()
 		}
 	})
-	port := l.Addr().(*net.TCPAddr).Port
-	s := startScenario(t, gunicorntest.Options{Workers: 2, Timeout: 5})
-	s.hold(t, 2, fmt.Sprintf("/recv?port=%d", port))
-	inc := s.waitVerdict(t, "external_call", 60*time.Second)
-	require.Contains(t, inc.Summary+inc.decisive(), fmt.Sprintf("127.0.0.1:%d", port), "the peer is named")
+	return l.Addr().(*net.TCPAddr).Port
 }
 
 // A pure-Python busy loop: cpu_bound.
@@ -335,6 +342,13 @@ func (s *scenario) requireNoTTIN(t *testing.T) {
 // webhook, as Alertmanager would.
 func (s *scenario) askScaleUp(t *testing.T) {
 	t.Helper()
+	s.askScaleUpAt(t, time.Now().Add(-time.Minute))
+}
+
+// askScaleUpAt posts the scale_up alert with startsAt, which is part of
+// its idempotency key: another startsAt is another alert.
+func (s *scenario) askScaleUpAt(t *testing.T, startsAt time.Time) {
+	t.Helper()
 	labels := map[string]string{"alertname": "GunicornWorkerTimeouts", "app": "shop", "instance": "web-1:9615",
 		"reflex_action": "scale_up", "severity": "warning"}
 	body, err := json.Marshal(map[string]any{
@@ -342,7 +356,7 @@ func (s *scenario) askScaleUp(t *testing.T) {
 		"groupLabels": map[string]string{"app": "shop"}, "commonLabels": labels, "commonAnnotations": map[string]string{},
 		"externalURL": "http://127.0.0.1:9093", "truncatedAlerts": 0,
 		"alerts": []map[string]any{{"status": "firing", "labels": labels, "annotations": map[string]string{},
-			"startsAt": time.Now().Add(-time.Minute).UTC().Format(time.RFC3339), "endsAt": "0001-01-01T00:00:00Z",
+			"startsAt": startsAt.UTC().Format(time.RFC3339), "endsAt": "0001-01-01T00:00:00Z",
 			"generatorURL": "", "fingerprint": "5c0ffee5c0ffee01"}},
 	})
 	require.NoError(t, err)
@@ -360,7 +374,8 @@ func (s *scenario) askScaleUp(t *testing.T) {
 // dbScenario is shop on a throwaway PostgreSQL (through PgBouncer when
 // bouncer is set), watched by gunicorn-reflex's PostgreSQL (and PgBouncer)
 // collectors.
-func startDBScenario(t *testing.T, c *pgtest.Cluster, b *pgtest.Bouncer, opts gunicorntest.Options, receiver bool) *scenario {
+// receiver is the config's receiver section ("" none).
+func startDBScenario(t *testing.T, c *pgtest.Cluster, b *pgtest.Bouncer, opts gunicorntest.Options, receiver string) *scenario {
 	t.Helper()
 	dir := t.TempDir()
 	pgDSN := filepath.Join(dir, "pg.dsn")
@@ -373,9 +388,7 @@ func startDBScenario(t *testing.T, c *pgtest.Cluster, b *pgtest.Bouncer, opts gu
 		extra += fmt.Sprintf("pgbouncer:\n  - name: pool\n    dsn_file: %s\n", bDSN)
 		appDSN = b.DSN(pgtest.Superuser, "postgres")
 	}
-	if receiver {
-		extra += receiverSection(t, dir)
-	}
+	extra += receiver
 	opts.Env = append(opts.Env, gunicorntest.PgDSNEnv+"="+appDSN)
 	s := startScenarioWith(t, opts, extra)
 	s.exp.WaitValue(t, 15*time.Second, 1, "reflex_pg_up", "target", "main")
@@ -387,7 +400,7 @@ func startDBScenario(t *testing.T, c *pgtest.Cluster, b *pgtest.Bouncer, opts gu
 func TestScenarioSlowQuery(t *testing.T) {
 	c := pgtest.Start(t, pgtest.Options{})
 	c.Exec(t, "CREATE VIEW reflex_slow AS SELECT 1 AS one FROM pg_sleep(30)")
-	s := startDBScenario(t, c, nil, gunicorntest.Options{Workers: 2, Timeout: 5}, true)
+	s := startDBScenario(t, c, nil, gunicorntest.Options{Workers: 2, Timeout: 5}, receiverSection(t, t.TempDir()))
 	s.hold(t, 2, "/dbview")
 	inc := s.waitVerdict(t, "database_slow_query", 60*time.Second)
 	require.NotEmpty(t, inc.decisive())
@@ -414,7 +427,7 @@ func TestScenarioLockWait(t *testing.T) {
 	_, err = holder.Exec(ctx, "SELECT * FROM reflex_items WHERE id = 1 FOR UPDATE")
 	require.NoError(t, err)
 	c.WaitFor(t, 10*time.Second, "SELECT count(*) = 1 FROM pg_stat_activity WHERE state = 'idle in transaction'")
-	s := startDBScenario(t, c, nil, gunicorntest.Options{Workers: 2, Timeout: 5}, false)
+	s := startDBScenario(t, c, nil, gunicorntest.Options{Workers: 2, Timeout: 5}, "")
 	s.hold(t, 2, "/dbrow?id=1")
 	inc := s.waitVerdict(t, "database_lock", 60*time.Second)
 	require.Contains(t, inc.Summary+inc.Advice+inc.decisive(), "idle in transaction")
@@ -426,7 +439,7 @@ func TestScenarioLockWait(t *testing.T) {
 func TestScenarioPoolExhausted(t *testing.T) {
 	c := pgtest.Start(t, pgtest.Options{})
 	b := pgtest.StartBouncer(t, c, pgtest.BouncerOptions{PoolSize: 1})
-	s := startDBScenario(t, c, b, gunicorntest.Options{Workers: 3, Timeout: 5}, false)
+	s := startDBScenario(t, c, b, gunicorntest.Options{Workers: 3, Timeout: 5}, "")
 	s.hold(t, 3, "/db?s=30")
 	inc := s.waitVerdict(t, "database_pool_exhausted", 60*time.Second)
 	require.NotEmpty(t, inc.decisive())

@@ -86,6 +86,44 @@
 // 22 logs the traceback) is decisive evidence: it is where the worker was
 // stuck. Every verdict carries a line of advice: what a person should do.
 //
+// # Verdict history
+//
+// An incident's cause can change while it is open: two faults back to
+// back with no quiet period between them stay one incident (workers hang
+// on an external service, then on a slow query), and evidence arriving
+// late (a backend link, a deploy announced after the first timeout)
+// decides a better verdict. The incident's cause, confidence, summary and
+// advice are always the latest verdict; Causes keeps the history, oldest
+// first, and each remediation decision names the cause it was taken under
+// (the verdict its refusal names, else the verdict of the engine's last
+// step before it read the decision: the receiver's guard steps the engine
+// just before deciding). At every step:
+//
+//  1. The first verdict opens the history, from the incident's opening.
+//  2. The same cause as the current entry updates its confidence and
+//     summary (an entry shows the last verdict judged under its cause).
+//  3. A flap is folded: when the verdict goes back to the cause of the
+//     entry before the current one, and the current one was judged at
+//     fewer than EngineOptions.HoldSteps (3) consecutive steps and no
+//     decision was taken under it, the current entry is removed and the
+//     one before goes on as if never interrupted. Judge is deterministic
+//     and its window only grows, so every change rests on new evidence;
+//     but the stuck-kind majority of rules 6 to 8 can tip back and forth
+//     with each new stuck event, and that must not make a long list.
+//  4. Any other change is recorded at once: the current entry ends (until
+//     is this step's time) and the new cause starts. A change forward (to
+//     a third cause) is never folded, nor one that held for HoldSteps
+//     steps, nor one a decision was taken under (so "acted under
+//     external_call, refused under database_slow_query" can always be
+//     read next to the history that explains it).
+//
+// The history is bounded by EngineOptions.MaxCauses (16): the first entry
+// (what the incident opened as) and the newest are kept, the ones in
+// between are dropped and counted (CausesDropped). The current entry's
+// until is null while the incident is open and its closing time once it
+// is closed. Times are the engine's clock at the steps that judged them,
+// except the first entry's start, which is the incident's opening.
+//
 // The Engine is also an intent.Guard (verdictguard.go): a scale-up is
 // refused with a verdict-named refusal for the database verdicts,
 // memory_oom, deploy_regression and cpu_bound on a saturated host; for

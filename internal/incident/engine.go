@@ -4,6 +4,7 @@ import (
 	"context"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -59,6 +60,13 @@ type EngineOptions struct {
 	// MaxDecisions bounds the remediation decisions kept per incident;
 	// default 64.
 	MaxDecisions int
+	// MaxCauses bounds the verdict history of one incident (at least 2:
+	// the opening verdict and the current one); default 16.
+	MaxCauses int
+	// HoldSteps is how many consecutive steps a new cause must be judged
+	// at before it counts as a change even if the verdict goes back to the
+	// cause before it (the package doc's "Verdict history"); default 3.
+	HoldSteps int
 	// MaxEvents bounds the timeline events kept per incident for judging;
 	// each kind may use at most a quarter of it, so a flood of timeouts
 	// does not push out the one backend link. Default 512.
@@ -102,6 +110,15 @@ type record struct {
 	obs           Observed
 	lastActivity  time.Time
 	verdict       Verdict
+	judged        bool        // verdict was computed at least once
+	spans         []spanState // one per inc.Causes entry
+}
+
+// spanState is what the engine knows of one verdict history entry beyond
+// what it shows.
+type spanState struct {
+	steps  int  // consecutive steps that judged the entry's cause
+	pinned bool // a receiver decision was taken under it
 }
 
 // NewEngine returns an Engine; it does nothing until Step or Run.
@@ -132,6 +149,13 @@ func NewEngine(opts EngineOptions) *Engine {
 	}
 	if opts.MaxEvents <= 0 {
 		opts.MaxEvents = 512
+	}
+	if opts.MaxCauses <= 0 {
+		opts.MaxCauses = 16
+	}
+	opts.MaxCauses = max(2, opts.MaxCauses)
+	if opts.HoldSteps <= 0 {
+		opts.HoldSteps = 3
 	}
 	opts.Rules = opts.Rules.withDefaults()
 	return &Engine{opts: opts, open: map[string]*record{}, totals: map[string]map[Cause]uint64{}, busy: map[string]int{}}
@@ -361,7 +385,7 @@ func (e *Engine) openLocked(app, trigger string, at time.Time, upTo uint64, seen
 	e.nextID++
 	r := &record{
 		inc: Incident{ID: strconv.Itoa(e.nextID), App: app, State: StateOpen, OpenedAt: at, Trigger: trigger,
-			Cause: CauseUnknown, Evidence: []Evidence{}, Decisions: []Decision{}},
+			Cause: CauseUnknown, Evidence: []Evidence{}, Decisions: []Decision{}, Causes: []CauseSpan{}},
 		perKind:      map[string]int{},
 		lastActivity: seen,
 	}
@@ -405,19 +429,81 @@ func (r *record) addEvent(ev timeline.Event, maxEvents int) {
 }
 
 func (r *record) addDecision(ev timeline.Event, maxDecisions int) {
+	cause := r.decisionCause(ev)
+	if n := len(r.spans); n > 0 && cause == r.inc.Causes[n-1].Cause {
+		// The decision cites the current cause: it stays in the history
+		// even if the verdict goes straight back.
+		r.spans[n-1].pinned = true
+	}
 	if len(r.inc.Decisions) >= maxDecisions {
 		r.inc.DecisionsDropped++
 		return
 	}
 	r.inc.Decisions = append(r.inc.Decisions, Decision{Time: ev.Time, Seq: ev.Seq, Kind: ev.Kind,
-		Action: ev.Attrs["action"], Outcome: ev.Cause, Refusal: ev.Attrs["refusal"], Detail: ev.Detail})
+		Action: ev.Attrs["action"], Outcome: ev.Cause, Refusal: ev.Attrs["refusal"], Detail: ev.Detail, Cause: cause})
+}
+
+// decisionCause is the verdict a receiver decision was taken under: the
+// one its refusal names (the guard's own answer, exact even if a step
+// judged again before the engine read the decision), else the verdict of
+// the last step; none before the incident's first verdict.
+func (r *record) decisionCause(ev timeline.Event) Cause {
+	if name, ok := strings.CutPrefix(ev.Attrs["refusal"], "verdict_"); ok {
+		if c, ok := ParseCause(name); ok {
+			return c
+		}
+	}
+	if !r.judged {
+		return ""
+	}
+	return r.inc.Cause
+}
+
+// noteCause records v in the verdict history at now (the package doc's
+// "Verdict history" says when a change counts).
+func (r *record) noteCause(v Verdict, now time.Time, hold, limit int) {
+	span := CauseSpan{Cause: v.Cause, Confidence: v.Confidence, Summary: v.Summary, From: now}
+	n := len(r.inc.Causes)
+	switch {
+	case n == 0:
+		// The first verdict covers the incident from its opening (a log
+		// time may be ahead of this host's clock: never after now).
+		if r.inc.OpenedAt.Before(now) {
+			span.From = r.inc.OpenedAt
+		}
+		r.inc.Causes = append(r.inc.Causes, span)
+		r.spans = append(r.spans, spanState{steps: 1})
+	case r.inc.Causes[n-1].Cause == v.Cause:
+		cur := &r.inc.Causes[n-1]
+		cur.Confidence, cur.Summary = v.Confidence, v.Summary
+		r.spans[n-1].steps++
+	case n >= 2 && r.inc.Causes[n-2].Cause == v.Cause && r.spans[n-1].steps < hold && !r.spans[n-1].pinned:
+		// A flap: the verdict went back before the new cause held. The
+		// entry before it goes on as if never interrupted.
+		r.inc.Causes, r.spans = r.inc.Causes[:n-1], r.spans[:n-1]
+		prev := &r.inc.Causes[n-2]
+		prev.Confidence, prev.Summary, prev.Until = v.Confidence, v.Summary, nil
+		r.spans[n-2].steps++
+	default:
+		until := now
+		r.inc.Causes[n-1].Until = &until
+		r.inc.Causes = append(r.inc.Causes, span)
+		r.spans = append(r.spans, spanState{steps: 1})
+		if len(r.inc.Causes) > limit {
+			// Keep what the incident opened as and the newest.
+			r.inc.Causes = slices.Delete(r.inc.Causes, 1, 2)
+			r.spans = slices.Delete(r.spans, 1, 2)
+			r.inc.CausesDropped++
+		}
+	}
 }
 
 // judgeLocked recomputes r's verdict and evidence.
 func (e *Engine) judgeLocked(r *record, now time.Time) {
 	v := Judge(Input{App: r.inc.App, OpenedAt: r.inc.OpenedAt, Events: r.events, Observed: r.obs, Rules: e.opts.Rules})
-	r.verdict = v
+	r.verdict, r.judged = v, true
 	r.inc.Cause, r.inc.Confidence, r.inc.Summary, r.inc.Advice = v.Cause, v.Confidence, v.Summary, v.Advice
+	r.noteCause(v, now, e.opts.HoldSteps, e.opts.MaxCauses)
 	r.inc.Evidence, r.inc.EvidenceDropped = evidenceOf(r, v, now, e.opts.MaxEvidence)
 }
 
@@ -465,6 +551,10 @@ func evidenceOf(r *record, v Verdict, now time.Time, limit int) ([]Evidence, int
 func (e *Engine) closeLocked(r *record, now time.Time) {
 	t := now
 	r.inc.State, r.inc.ClosedAt = StateClosed, &t
+	if n := len(r.inc.Causes); n > 0 {
+		until := now
+		r.inc.Causes[n-1].Until = &until
+	}
 	delete(e.open, r.inc.App)
 	m := e.totals[r.inc.App]
 	if m == nil {
@@ -566,6 +656,9 @@ func (e *Engine) Stats() Stats {
 func (i Incident) clone() Incident {
 	i.Evidence = slices.Clone(i.Evidence)
 	i.Decisions = slices.Clone(i.Decisions)
+	// The engine never writes through an Until pointer (it replaces
+	// them), so sharing their targets is safe.
+	i.Causes = slices.Clone(i.Causes)
 	if i.ClosedAt != nil {
 		t := *i.ClosedAt
 		i.ClosedAt = &t

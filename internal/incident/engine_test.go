@@ -51,7 +51,7 @@ func TestEngineOpensJudgesCloses(t *testing.T) {
 	require.NoError(t, err)
 	var m map[string]any
 	require.NoError(t, json.Unmarshal(b, &m))
-	for _, k := range []string{"id", "app", "state", "opened_at", "closed_at", "cause", "confidence", "summary", "evidence", "decisions"} {
+	for _, k := range []string{"id", "app", "state", "opened_at", "closed_at", "cause", "confidence", "summary", "evidence", "decisions", "causes"} {
 		require.Contains(t, m, k)
 	}
 
@@ -185,7 +185,7 @@ func TestEngineWindowAndQuiet(t *testing.T) {
 	require.NotContains(t, details, timeline.KindMasterReload, "before the lookback")
 	require.NotContains(t, details, timeline.KindWorkerBoot)
 	require.Equal(t, []Decision{{Time: c.t, Seq: 5, Kind: timeline.KindRemediationDeclined, Action: "scale_up", Outcome: "refused",
-		Refusal: "verdict_deploy_regression", Detail: "refused"}}, inc.Decisions)
+		Refusal: "verdict_deploy_regression", Detail: "refused", Cause: CauseDeployRegression}}, inc.Decisions)
 
 	snaps["shop"] = Snapshot{Sampled: true, Workers: 2, Stuck: 1}
 	c.add(50 * time.Second)

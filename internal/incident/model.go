@@ -114,6 +114,24 @@ type Decision struct {
 	Outcome string    `json:"outcome"` // intent.Outcome
 	Refusal string    `json:"refusal,omitempty"`
 	Detail  string    `json:"detail,omitempty"`
+	// Cause is the incident's verdict the decision was taken under: the
+	// one a verdict refusal names, else the verdict of the engine's last
+	// step before it read the decision (the receiver's guard steps the
+	// engine just before deciding). Empty when the incident had no verdict
+	// yet (the decision that opened it, or one from before its opening).
+	Cause Cause `json:"cause,omitempty"`
+}
+
+// CauseSpan is one verdict an incident held, from the engine's step that
+// first judged it until the step that judged another (Until is null for
+// the current one while the incident is open; the closing time once it
+// is closed). Confidence and Summary are the last ones judged under it.
+type CauseSpan struct {
+	Cause      Cause      `json:"cause"`
+	Confidence float64    `json:"confidence"`
+	Summary    string     `json:"summary"`
+	From       time.Time  `json:"from"`
+	Until      *time.Time `json:"until"`
 }
 
 // Incident is one episode of an app in trouble, from its opening to a
@@ -143,6 +161,15 @@ type Incident struct {
 	// incident, oldest first, at most Options.MaxDecisions.
 	Decisions        []Decision `json:"decisions"`
 	DecisionsDropped int        `json:"decisions_dropped,omitempty"`
+	// Causes is the verdict's history, oldest first: a new entry each
+	// time the judged cause changed (the package doc says when a change
+	// counts), the last one being the current verdict above. At most
+	// EngineOptions.MaxCauses entries: the first (what the incident
+	// opened as) and the newest are kept; CausesDropped counts the ones
+	// in between that the cap left out. Empty only before the first
+	// verdict.
+	Causes        []CauseSpan `json:"causes"`
+	CausesDropped int         `json:"causes_dropped,omitempty"`
 }
 
 // Open reports whether the incident is still open.

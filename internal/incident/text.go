@@ -9,7 +9,9 @@ import (
 
 // WriteText writes inc for a terminal (`gunicorn-reflex explain`): the
 // verdict, what to do, the evidence (decisive first marked with *) and
-// the remediation decisions.
+// the remediation decisions, each with the cause it was taken under. An
+// incident whose cause changed says since when the current one holds and
+// gives a "before:" line per earlier cause.
 func WriteText(w io.Writer, inc Incident) error {
 	var b strings.Builder
 	state := "open since " + inc.OpenedAt.UTC().Format(time.RFC3339)
@@ -17,8 +19,12 @@ func WriteText(w io.Writer, inc Incident) error {
 		state = fmt.Sprintf("closed, %s to %s", inc.OpenedAt.UTC().Format(time.RFC3339), inc.ClosedAt.UTC().Format(time.RFC3339))
 	}
 	fmt.Fprintf(&b, "Incident %s of %s: %s (opened by %s)\n", inc.ID, inc.App, state, inc.Trigger)
-	fmt.Fprintf(&b, "Verdict: %s (confidence %.2f)\n", inc.Cause, inc.Confidence)
-	fmt.Fprintf(&b, "  %s\n", inc.Summary)
+	fmt.Fprintf(&b, "Verdict: %s (confidence %.2f)", inc.Cause, inc.Confidence)
+	if n := len(inc.Causes); n > 1 {
+		fmt.Fprintf(&b, ", since %s", hhmmss(inc.Causes[n-1].From))
+	}
+	fmt.Fprintf(&b, "\n  %s\n", inc.Summary)
+	writeEarlierCauses(&b, inc)
 	if inc.Advice != "" {
 		fmt.Fprintf(&b, "What to do: %s\n", inc.Advice)
 	}
@@ -45,6 +51,9 @@ func WriteText(w io.Writer, inc Incident) error {
 	}
 	for _, d := range inc.Decisions {
 		fmt.Fprintf(&b, "    %s %s %s", d.Time.UTC().Format("15:04:05"), d.Action, d.Outcome)
+		if d.Cause != "" {
+			fmt.Fprintf(&b, " under %s", d.Cause)
+		}
 		if d.Refusal != "" {
 			fmt.Fprintf(&b, " (%s)", d.Refusal)
 		}
@@ -56,6 +65,23 @@ func WriteText(w io.Writer, inc Incident) error {
 	_, err := io.WriteString(w, b.String())
 	return err
 }
+
+// writeEarlierCauses writes a line per cause before the current one,
+// oldest first, and where the cap left some out.
+func writeEarlierCauses(b *strings.Builder, inc Incident) {
+	for i, c := range inc.Causes[:max(0, len(inc.Causes)-1)] {
+		until := "?"
+		if c.Until != nil {
+			until = hhmmss(*c.Until)
+		}
+		fmt.Fprintf(b, "  before: %s %s–%s (%.2f): %s\n", c.Cause, hhmmss(c.From), until, c.Confidence, oneLine(c.Summary))
+		if i == 0 && inc.CausesDropped > 0 {
+			fmt.Fprintf(b, "  before: %d more cause(s) left out by the cap\n", inc.CausesDropped)
+		}
+	}
+}
+
+func hhmmss(t time.Time) string { return t.UTC().Format("15:04:05") }
 
 // oneLine keeps a detail on its line: a terminal reader scans lines.
 func oneLine(s string) string {

@@ -205,3 +205,47 @@ func TestListPageInChromium(t *testing.T) {
 	require.Equal(t, 2, rows)
 	require.Contains(t, verdict, "Database lock")
 }
+
+// TestVerdictHistoryInChromium: in a real headless Chromium, under the
+// page's Content-Security-Policy, with JavaScript on and off, the verdict
+// history is in the DOM (the first cause with its span and summary, the
+// cap's note, the current one marked) and each decision row names the
+// verdict it was taken under.
+func TestVerdictHistoryInChromium(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a browser")
+	}
+	srv := testServer(t, fakeSource{twoFaults()})
+	ctx := chromium(t)
+	for _, js := range []bool{false, true} {
+		ready := chromedp.WaitVisible(chromedp.ID("causes"))
+		if js {
+			ready = chromedp.WaitVisible(chromedp.CSS(`#chart[data-drawn]`))
+		}
+		require.NoError(t, chromedp.Do(ctx, scripts(js), chromedp.Navigate(srv.URL+"/incidents/inc-9"), ready))
+		items := run(ctx, t, chromedp.Evaluate[[]string](`Array.from(document.querySelectorAll('#causes li')).map(function (li) { return li.textContent; })`))
+		current := run(ctx, t, chromedp.Evaluate[[]string](`Array.from(document.querySelectorAll('#causes li.current')).map(function (li) { return li.textContent; })`))
+		rows := run(ctx, t, chromedp.Evaluate[[]string](`Array.from(document.querySelectorAll('#decisions tbody tr')).map(function (tr) { return tr.textContent; })`))
+		bold := run(ctx, t, chromedp.Evaluate[string](`getComputedStyle(document.querySelector('#causes li.current')).fontWeight`))
+		// Read with the page's scripts as they were; the probe below is
+		// the test's own script.
+		require.NoError(t, chromedp.Do(ctx, scripts(true)))
+		drawn := run(ctx, t, chromedp.Evaluate[bool](`document.getElementById('chart').hasAttribute('data-drawn')`))
+
+		require.Equal(t, js, drawn, "the page's scripts ran only with JavaScript on")
+		require.Len(t, items, 3, "js %v: %q", js, items)
+		require.Equal(t, "10:05:00–10:05:07 External call (80%): 2 stuck worker(s) of shop wait on a socket to 127.0.0.1:9999, which is not a known database.", items[0])
+		require.Equal(t, "1 more verdict(s) left out by the cap", items[1])
+		require.Equal(t, []string{"10:05:07–10:08:00 Database slow query (90%) · the verdict above"}, current)
+		require.Equal(t, "600", bold, "page.css is applied under the CSP")
+		require.Len(t, rows, 2)
+		require.Contains(t, rows[0], "acted")
+		require.Contains(t, rows[0], "External call")
+		require.Contains(t, rows[1], "refused")
+		require.Contains(t, rows[1], "Database slow query")
+	}
+	png := run(ctx, t, chromedp.FullScreenshot(100))
+	path := filepath.Join(artifactDir(t), "incident-page-history.png")
+	require.NoError(t, os.WriteFile(path, png, 0o644))
+	t.Logf("screenshot: %s", path)
+}

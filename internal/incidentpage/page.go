@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"math"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -33,6 +34,20 @@ type Incident struct {
 	Trigger   string
 	Evidence  []Evidence
 	Decisions []Decision
+	// Causes is the verdict's history, oldest first, the last being the
+	// current verdict; CausesDropped counts the entries after the first
+	// that the engine's cap left out.
+	Causes        []CauseSpan
+	CausesDropped int
+}
+
+// CauseSpan is one verdict the incident held and when.
+type CauseSpan struct {
+	Cause      string
+	Confidence float64
+	Summary    string
+	// From and Until (zero while it is the open incident's verdict).
+	From, Until time.Time
 }
 
 // Evidence is one item the verdict rests on.
@@ -50,13 +65,15 @@ type Decision struct {
 	Action  string
 	Outcome string
 	Reason  string
+	// Cause is the verdict the decision was taken under ("" unknown).
+	Cause string
 }
 
-// Marker is a vertical line on the chart: a deploy or a remediation
-// decision.
+// Marker is a vertical line on the chart: a deploy, a remediation
+// decision or a change of the verdict.
 type Marker struct {
 	Time  time.Time
-	Kind  string // MarkerDeploy or MarkerDecision
+	Kind  string // MarkerDeploy, MarkerDecision or MarkerVerdict
 	Label string
 }
 
@@ -64,6 +81,7 @@ type Marker struct {
 const (
 	MarkerDeploy   = "deploy"
 	MarkerDecision = "decision"
+	MarkerVerdict  = "verdict_change"
 )
 
 // Source is where the pages read incidents (the incident engine).
@@ -199,6 +217,32 @@ type incidentData struct {
 	Markers    []Marker
 	Decisive   []Evidence
 	Supporting []Evidence
+	// History is the verdict history as listed, when the cause changed.
+	History []historyItem
+}
+
+// historyItem is one line of the verdict history: a cause, or a note of
+// how many the cap left out (Dropped > 0).
+type historyItem struct {
+	CauseSpan
+	Current bool
+	Dropped int
+}
+
+// historyOf lists the verdict history when there is one to tell (more
+// than one cause), with the cap's gap where it is: after the first.
+func historyOf(inc Incident) []historyItem {
+	if len(inc.Causes) < 2 {
+		return nil
+	}
+	var out []historyItem
+	for i, c := range inc.Causes {
+		out = append(out, historyItem{CauseSpan: c, Current: i == len(inc.Causes)-1})
+		if i == 0 && inc.CausesDropped > 0 {
+			out = append(out, historyItem{Dropped: inc.CausesDropped})
+		}
+	}
+	return out
 }
 
 func (p *Pages) serveIncident(w http.ResponseWriter, r *http.Request) {
@@ -209,7 +253,7 @@ func (p *Pages) serveIncident(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	now := p.opts.Now()
-	d := incidentData{Incident: inc, Now: now, From: inc.OpenedAt.Add(-p.opts.Lead), To: now}
+	d := incidentData{Incident: inc, Now: now, From: inc.OpenedAt.Add(-p.opts.Lead), To: now, History: historyOf(inc)}
 	if !inc.ClosedAt.IsZero() {
 		if end := inc.ClosedAt.Add(p.opts.Tail); end.Before(now) {
 			d.To = end
@@ -226,8 +270,18 @@ func (p *Pages) serveIncident(w http.ResponseWriter, r *http.Request) {
 		d.Markers = p.opts.Markers(inc.App, d.From, d.To)
 	}
 	for _, dec := range inc.Decisions {
-		d.Markers = append(d.Markers, Marker{Time: dec.Time, Kind: MarkerDecision, Label: dec.Action + ": " + dec.Outcome})
+		label := dec.Action + ": " + dec.Outcome
+		if dec.Cause != "" {
+			label += " under " + causeTitle(dec.Cause)
+		}
+		d.Markers = append(d.Markers, Marker{Time: dec.Time, Kind: MarkerDecision, Label: label})
 	}
+	for i, c := range inc.Causes {
+		if i > 0 {
+			d.Markers = append(d.Markers, Marker{Time: c.From, Kind: MarkerVerdict, Label: "now " + causeTitle(c.Cause)})
+		}
+	}
+	slices.SortStableFunc(d.Markers, func(a, b Marker) int { return a.Time.Compare(b.Time) })
 	if p.opts.Series != nil {
 		d.Points = p.opts.Series.Window(inc.App, d.From, d.To)
 	}

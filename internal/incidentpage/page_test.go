@@ -89,12 +89,44 @@ func lockSeries() *Series {
 	return s
 }
 
+// twoFaults is the demo's incident: workers hung on an external service,
+// then, with no quiet period between, on a slow query; the receiver scaled
+// up under the first verdict and refused under the second. The history
+// had one more change the engine's cap left out.
+func twoFaults() Incident {
+	changed, closed := opened.Add(7*time.Second), opened.Add(3*time.Minute)
+	slow := "Workers of shop wait on PostgreSQL backend 777, running a query for 4.0s: SELECT pg_sleep(?)."
+	return Incident{
+		ID: "inc-9", App: "shop", State: "closed", OpenedAt: opened, ClosedAt: closed, Trigger: "alert",
+		Cause: "database_slow_query", Confidence: 0.9, Summary: slow,
+		Action: "Make the query faster (EXPLAIN ANALYZE it) and set statement_timeout below the worker timeout.",
+		Causes: []CauseSpan{
+			{Cause: "external_call", Confidence: 0.8, From: opened, Until: changed,
+				Summary: "2 stuck worker(s) of shop wait on a socket to 127.0.0.1:9999, which is not a known database."},
+			{Cause: "database_slow_query", Confidence: 0.9, Summary: slow, From: changed, Until: closed},
+		},
+		CausesDropped: 1,
+		Decisions: []Decision{
+			{Time: opened.Add(3 * time.Second), Action: "scale_up", Outcome: "acted", Cause: "external_call"},
+			{Time: opened.Add(20 * time.Second), Action: "scale_up", Outcome: "refused", Cause: "database_slow_query",
+				Reason: "verdict_database_slow_query: incident inc-9: database_slow_query"},
+		},
+	}
+}
+
 func testPages(t *testing.T) *httptest.Server {
 	t.Helper()
 	second := Incident{ID: "inc-8", App: "api", State: "open", OpenedAt: opened.Add(time.Hour), Cause: "capacity", Confidence: 0.6,
 		Summary: "All 4 workers of api busy with requests that each finish under the timeout."}
+	return testServer(t, fakeSource{second, lockIncident()})
+}
+
+// testServer serves src's incidents with the lock incident's series and
+// a deploy marker.
+func testServer(t *testing.T, src fakeSource) *httptest.Server {
+	t.Helper()
 	p, err := NewPages(PageOptions{
-		Incidents: fakeSource{second, lockIncident()},
+		Incidents: src,
 		Series:    lockSeries(),
 		Markers: func(_ string, _, _ time.Time) []Marker {
 			return []Marker{{Time: opened.Add(-3 * time.Minute), Kind: MarkerDeploy, Label: "release 2026-12-01-a (current -> releases/42)"}}
@@ -176,6 +208,40 @@ func TestIncidentPageIsHTML(t *testing.T) {
 	// The numbers behind the chart, as a table.
 	require.Contains(t, body, "Numbers behind the chart (85 samples)")
 	require.Contains(t, body, "<td>10:05:00</td><td>2</td><td>4 / 4</td><td>2.9</td>")
+}
+
+// The verdict history is server-rendered: a line per cause with its span
+// and confidence, the earlier ones with their summary, the cap's gap
+// after the first, and each decision with the verdict it was taken under.
+// An incident whose cause never changed has no such list.
+func TestIncidentPageShowsVerdictHistory(t *testing.T) {
+	srv := testServer(t, fakeSource{twoFaults(), lockIncident()})
+	code, _, body := get(t, srv.URL+"/incidents/inc-9")
+	require.Equal(t, http.StatusOK, code, body)
+	require.Contains(t, body, `<li><time datetime="2026-12-01T10:05:00Z">10:05:00</time>–<time datetime="2026-12-01T10:05:07Z">10:05:07</time> `+
+		`<span class="cause">External call</span> <span class="confidence">(80%)</span>: 2 stuck worker(s) of shop wait on a socket to 127.0.0.1:9999, which is not a known database.</li>`)
+	require.Contains(t, body, `<li class="dropped">1 more verdict(s) left out by the cap</li>`)
+	require.Contains(t, body, `<li class="current"><time datetime="2026-12-01T10:05:07Z">10:05:07</time>–<time datetime="2026-12-01T10:08:00Z">10:08:00</time> `+
+		`<span class="cause">Database slow query</span> <span class="confidence">(90%)</span> · the verdict above</li>`)
+	require.Less(t, strings.Index(body, "External call</span>"), strings.Index(body, "left out by the cap"), "oldest first, the gap after the first")
+	require.Less(t, strings.Index(body, "left out by the cap"), strings.Index(body, `class="current"`))
+	require.Contains(t, body, `<td>acted</td><td class="cause">External call</td>`)
+	require.Contains(t, body, `<td>refused</td><td class="cause">Database slow query</td>`)
+	// The change and the decisions are lines on the chart, in time order.
+	require.Contains(t, body, `<li class="marker verdict_change"><time datetime="2026-12-01T10:05:07Z">10:05:07</time> <span class="kind">verdict_change</span> now Database slow query</li>`)
+	require.Less(t, strings.Index(body, "scale_up: acted under External call"), strings.Index(body, "now Database slow query"))
+	require.Less(t, strings.Index(body, "now Database slow query"), strings.Index(body, "scale_up: refused under Database slow query"))
+	var verdictMarkers []chartMarker
+	for _, m := range chartJSON(t, body).Markers {
+		if m.Kind == MarkerVerdict {
+			verdictMarkers = append(verdictMarkers, m)
+		}
+	}
+	require.Equal(t, []chartMarker{{T: opened.Add(7 * time.Second).Unix(), Kind: MarkerVerdict, Label: "now Database slow query"}}, verdictMarkers)
+
+	_, _, body = get(t, srv.URL+"/incidents/inc-7")
+	require.NotContains(t, body, `id="causes"`, "one cause, no history to tell")
+	require.Contains(t, body, `<td>refused</td><td class="cause">–</td>`, "a decision with no verdict named")
 }
 
 type decodedChart struct {

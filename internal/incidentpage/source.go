@@ -65,8 +65,16 @@ func FromIncident(i incident.Incident) Incident {
 		if d.Refusal != "" {
 			reason = strings.TrimSuffix(d.Refusal+": "+d.Detail, ": ")
 		}
-		out.Decisions = append(out.Decisions, Decision{Time: d.Time, Action: d.Action, Outcome: d.Outcome, Reason: reason})
+		out.Decisions = append(out.Decisions, Decision{Time: d.Time, Action: d.Action, Outcome: d.Outcome, Reason: reason, Cause: string(d.Cause)})
 	}
+	for _, c := range i.Causes {
+		span := CauseSpan{Cause: string(c.Cause), Confidence: c.Confidence, Summary: c.Summary, From: c.From}
+		if c.Until != nil {
+			span.Until = *c.Until
+		}
+		out.Causes = append(out.Causes, span)
+	}
+	out.CausesDropped = i.CausesDropped
 	return out
 }
 

@@ -11,7 +11,7 @@ import (
 )
 
 func TestFromIncident(t *testing.T) {
-	closed := opened.Add(time.Minute)
+	closed, changed := opened.Add(time.Minute), opened.Add(5*time.Second)
 	got := FromIncident(incident.Incident{
 		ID: "7", App: "shop", State: incident.StateClosed, OpenedAt: opened, ClosedAt: &closed,
 		Cause: incident.CauseDatabaseLock, Confidence: 0.8, Summary: "s", Advice: "a",
@@ -22,9 +22,14 @@ func TestFromIncident(t *testing.T) {
 		},
 		EvidenceDropped: 3,
 		Decisions: []incident.Decision{
-			{Time: opened, Action: "scale_up", Outcome: "refused", Refusal: "verdict_database_lock", Detail: "more workers would wait"},
+			{Time: opened, Action: "scale_up", Outcome: "refused", Refusal: "verdict_database_lock", Detail: "more workers would wait", Cause: incident.CauseDatabaseLock},
 			{Time: opened, Action: "reload", Outcome: "performed"},
 		},
+		Causes: []incident.CauseSpan{
+			{Cause: incident.CauseDatabaseSlowQuery, Confidence: 0.9, Summary: "q", From: opened, Until: &changed},
+			{Cause: incident.CauseDatabaseLock, Confidence: 0.8, Summary: "s", From: changed, Until: &closed},
+		},
+		CausesDropped: 2,
 	})
 	require.Equal(t, "closed", got.State)
 	require.Equal(t, closed, got.ClosedAt)
@@ -38,9 +43,19 @@ func TestFromIncident(t *testing.T) {
 	}, got.Evidence)
 	require.Equal(t, "verdict_database_lock: more workers would wait", got.Decisions[0].Reason)
 	require.Empty(t, got.Decisions[1].Reason)
+	require.Equal(t, "database_lock", got.Decisions[0].Cause)
+	require.Empty(t, got.Decisions[1].Cause)
+	require.Equal(t, []CauseSpan{
+		{Cause: "database_slow_query", Confidence: 0.9, Summary: "q", From: opened, Until: changed},
+		{Cause: "database_lock", Confidence: 0.8, Summary: "s", From: changed, Until: closed},
+	}, got.Causes)
+	require.Equal(t, 2, got.CausesDropped)
 
-	open := FromIncident(incident.Incident{ID: "8", State: incident.StateOpen, OpenedAt: opened})
+	current := opened.Add(time.Second)
+	open := FromIncident(incident.Incident{ID: "8", State: incident.StateOpen, OpenedAt: opened,
+		Causes: []incident.CauseSpan{{Cause: incident.CauseUnknown, From: opened, Until: &current}, {Cause: incident.CauseCapacity, From: current}}})
 	require.True(t, open.ClosedAt.IsZero())
+	require.True(t, open.Causes[1].Until.IsZero(), "the open incident's current cause has no end")
 }
 
 func TestTimelineMarkers(t *testing.T) {
