@@ -257,7 +257,7 @@ func (m *Manager) SetBackendLinker(l BackendLinker) {
 func stuckWorkers(st workerstate.AppState) []incident.StuckWorker {
 	out := make([]incident.StuckWorker, 0, len(st.Stuck))
 	for _, s := range st.Stuck {
-		out = append(out, incident.StuckWorker{PID: s.PID, Since: s.Since, SocketRead: s.Kind == workerstate.KindSocketRead,
+		out = append(out, incident.StuckWorker{PID: s.PID, Since: s.Since, SocketRead: s.Kind == workerstate.KindSocketRead && !s.PeerIsClient,
 			LocalPort: s.LocalPort, PeerIsPostgres: s.PeerIsPostgres})
 	}
 	return out

@@ -67,8 +67,10 @@
 //  6. deadlock, 7. cpu_bound, 8. external_call: the stuck kind most stuck
 //     episodes showed, futex (a lock inside the process, no I/O), cpu
 //     (running; says whether the host's cores were saturated) or a
-//     socket read from a peer that is not a database (names host:port);
-//     on a tie in that order (0.8).
+//     socket read from a peer that is not a database (names host:port;
+//     a worker still reading its own client's request, peer_is_client,
+//     is not counted: a slow client is no external call); on a tie in
+//     that order (0.8).
 //  9. deploy_regression: the first timeout came within Rules.DeployWindow
 //     after a deploy marker, naming it and the timeout rates before and
 //     after. A code change (an event whose kind begins with "deploy", or

@@ -201,6 +201,12 @@ func (f *facts) addStuck(e timeline.Event, dbPorts []int) {
 	case "cpu":
 		f.stuckCPU = append(f.stuckCPU, e)
 	case "socket_read":
+		// A worker still reading its own client's request calls nothing
+		// out: a slow client is not an external call.
+		if e.Attrs["peer_is_client"] == "true" {
+			f.stuckOther = append(f.stuckOther, e)
+			return
+		}
 		if isDatabasePeer(e, dbPorts) {
 			f.stuckDB = append(f.stuckDB, e)
 		} else {

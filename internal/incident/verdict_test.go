@@ -90,6 +90,11 @@ func TestJudgeRules(t *testing.T) {
 			CauseCPUBound, 7, []string{"not measured"}},
 		{"8 external call names the peer", newFeeder().timeout(1).stuck(2, "socket_read", "127.0.0.1:9999").stuck(3, "socket_read", "127.0.0.1:9999"),
 			CauseExternalCall, 8, []string{"127.0.0.1:9999", "not a known database", "Set a timeout"}},
+		{"8 a worker reading its own client is not an external call: the peer is not named", func() *feeder {
+			f := newFeeder().timeout(1).stuck(2, "socket_read", "127.0.0.1:9999").stuck(3, "socket_read", "127.0.0.1:9999")
+			return f.add(timeline.SourceProc, timeline.KindWorkerStuck, 4, map[string]string{"kind": "socket_read",
+				"heartbeat_age_seconds": "2.000", "timeout_seconds": "3", "peer": "127.0.0.1:59692", "peer_is_client": "true"})
+		}(), CauseExternalCall, 8, []string{"2 stuck worker(s)", "socket to 127.0.0.1:9999, which"}},
 		{"8 a tie between futex and external goes to futex", newFeeder().stuck(2, "futex", "").stuck(3, "socket_read", "127.0.0.1:9999"),
 			CauseDeadlock, 6, nil},
 		{"9 code change before the first timeout", newFeeder().add("deploy", "deploy_release", 0, nil).timeout(1).timeout(2).stuck(3, "sleep", ""),

@@ -92,7 +92,7 @@ func describe(st AppState) string {
 			w.HeartbeatAge.Round(time.Millisecond), w.State, w.Wchan, w.Syscall, w.Reason)
 	}
 	for _, s := range st.Stuck {
-		fmt.Fprintf(&b, " {stuck %d %s peer=%s lport=%d pg=%v}", s.PID, s.Kind, s.Peer, s.LocalPort, s.PeerIsPostgres)
+		fmt.Fprintf(&b, " {stuck %d %s peer=%s lport=%d pg=%v client=%v}", s.PID, s.Kind, s.Peer, s.LocalPort, s.PeerIsPostgres, s.PeerIsClient)
 	}
 	return b.String()
 }
@@ -407,4 +407,34 @@ func TestRealClassInferenceAndGthread(t *testing.T) {
 		require.Equal(t, 2, st.UnknownActivity, describe(st))
 		require.NoError(t, (<-res).Err)
 	})
+}
+
+// A client that sends half a request holds a sync worker in recv() on the
+// connection it opened: the worker is stuck on a socket, but the peer is
+// the app's own client, not a service it called. It must say so, or an
+// incident names the client's ephemeral port as a hung dependency (seen in
+// the demo: "wait on a socket to 127.0.0.1:34591, 127.0.0.1:59692").
+func TestRealStalledClientIsTheAppsOwnClient(t *testing.T) {
+	t.Parallel()
+	const timeout = 4 * time.Second
+	g, m := realApp(t, gunicorntest.Options{Workers: 1, Timeout: 4})
+	r := sampler{t: t, s: NewSampler(procFS(t), Options{}), app: "stalled", m: m, timeout: timeout, class: "sync"}
+	r.until(3*time.Second, func(st AppState) bool { return st.Idle == 1 })
+
+	conn, err := net.DialTimeout("tcp", g.Addr, 2*time.Second)
+	require.NoError(t, err)
+	defer conn.Close()
+	// Headers without the blank line that ends them: the worker waits.
+	_, err = conn.Write([]byte("GET /ok HTTP/1.1\r\nHost: test\r\n"))
+	require.NoError(t, err)
+
+	st := r.until(timeout, func(st AppState) bool { return len(st.Stuck) == 1 })
+	snap := st.Stuck[0]
+	require.Equal(t, KindSocketRead, snap.Kind, describe(st))
+	require.Equal(t, conn.LocalAddr().String(), snap.Peer, describe(st))
+	_, port, err := net.SplitHostPort(g.Addr)
+	require.NoError(t, err)
+	require.Equal(t, port, strconv.Itoa(snap.LocalPort), "the worker's end is the listener's port: %s", describe(st))
+	require.True(t, snap.PeerIsClient, describe(st))
+	require.False(t, snap.PeerIsPostgres, describe(st))
 }

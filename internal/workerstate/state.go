@@ -113,6 +113,11 @@ type StuckSnapshot struct {
 	Peer           string
 	LocalPort      int
 	PeerIsPostgres bool
+	// PeerIsClient: the socket is a connection a client opened to the app
+	// (its local end is one of the master's listeners): the worker is
+	// still receiving the request (a slow or stalled client), not waiting
+	// on anything it called.
+	PeerIsClient bool
 	// CPUSecondsDelta is the CPU time the worker used over CPUInterval, the
 	// time since its previous sample (both 0 on its first sample).
 	CPUSecondsDelta float64

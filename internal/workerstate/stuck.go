@@ -55,13 +55,15 @@ func (s *Sampler) snapshot(w *worker, kind StuckKind, sock *waitFD, lis listener
 	}
 	if ok {
 		snap.Peer, snap.LocalPort = p.addr, p.localPort
-		snap.PeerIsPostgres = p.postgres || (p.remotePort > 0 && s.pgPorts[p.remotePort])
+		snap.PeerIsClient = (p.localPort > 0 && lis.ports[p.localPort]) || (p.path != "" && lis.unix[p.path])
+		snap.PeerIsPostgres = !snap.PeerIsClient && (p.postgres || (p.remotePort > 0 && s.pgPorts[p.remotePort]))
 	}
 	return snap
 }
 
 type peer struct {
 	addr       string
+	path       string // a unix socket's path, "" for TCP or an unnamed one
 	localPort  int
 	remotePort int
 	postgres   bool
@@ -100,7 +102,7 @@ func unixPeer(path string) peer {
 	if path == "" {
 		return peer{addr: "unix"}
 	}
-	return peer{addr: "unix:" + path, postgres: strings.Contains(path, ".s.PGSQL.")}
+	return peer{addr: "unix:" + path, path: path, postgres: strings.Contains(path, ".s.PGSQL.")}
 }
 
 // guessBackendSocket is for a worker known (from wchan alone) to wait on a
@@ -172,6 +174,10 @@ func stuckEvent(app string, snap StuckSnapshot, timeout time.Duration, now time.
 		if snap.PeerIsPostgres {
 			attrs["peer_is_postgres"] = "true"
 			b.WriteString(", PostgreSQL")
+		}
+		if snap.PeerIsClient {
+			attrs["peer_is_client"] = "true"
+			b.WriteString(", the app's own client: the request is still arriving")
 		}
 	}
 	fmt.Fprintf(&b, "; state %s", snap.State)
