@@ -256,6 +256,9 @@ func (d *driver) slowDatabase() error {
 	if i, ok := d.openIncident(); ok {
 		d.n.cmd("gunicorn-reflex explain --app %s --url %s", app, d.exp.URL)
 		d.n.saw("incident %s: %s: %s", i.ID, i.Cause, i.Summary)
+		if before := i.earlier(); before != "" {
+			d.n.saw("the same incident was %s before: its scale-up was decided under that verdict, the refusal under this one", before)
+		}
 	}
 	return nil
 }
@@ -461,6 +464,19 @@ type incident struct {
 	State   string `json:"state"`
 	Cause   string `json:"cause"`
 	Summary string `json:"summary"`
+	// Causes is the verdict's history, oldest first (the last is Cause).
+	Causes []struct {
+		Cause string `json:"cause"`
+	} `json:"causes"`
+}
+
+// earlier names the causes the incident held before its current one.
+func (i incident) earlier() string {
+	var names []string
+	for _, c := range i.Causes[:max(len(i.Causes)-1, 0)] {
+		names = append(names, c.Cause)
+	}
+	return strings.Join(names, ", ")
 }
 
 func (d *driver) openIncident() (incident, bool) {

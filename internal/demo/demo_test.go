@@ -49,6 +49,7 @@ func TestDemoNarrative(t *testing.T) {
 		"gunicorn-reflex explain --app shop --url http://127.0.0.1:",
 		"/incidents/",
 		"refused (",
+		"the same incident was external_call before",
 		"scale_down verified: 3 → 2 workers; /proc shows 2 workers",
 		"== Done ==",
 	) {
