@@ -16,6 +16,10 @@ import (
 	"github.com/gunicorn-reflex/gunicorn-reflex/internal/reflextest"
 )
 
+// TestMain removes the binary the tests build with reflextest.Binary once
+// they end: it outlives every test, so no test's cleanup can.
+func TestMain(m *testing.M) { reflextest.Main(m) }
+
 func TestConfigCheckNamesFieldAndLine(t *testing.T) {
 	bin := reflextest.Binary(t)
 	dir := t.TempDir()

@@ -28,18 +28,21 @@ func (l *lockedBuffer) String() string {
 	return l.b.String()
 }
 
-// TestDemoNarrative runs the demo's driver once against the real parts, as
-// `make demo` does, and requires every step of the narrative and the
-// command to see it, so the demo cannot rot.
+// TestDemoNarrative runs `make demo`'s command to the end of its
+// narrative against the real parts and requires every step and the
+// command to see it, so the demo cannot rot, and that it then exits 0 and
+// leaves no process and no temporary directory behind, as an interrupted
+// demo must too (demorun_test.go says how that is checked).
 func TestDemoNarrative(t *testing.T) {
 	if testing.Short() {
 		t.Skip("the demo runs for about two minutes")
 	}
-	var out lockedBuffer
-	err := Run(t.Context(), t, &out, Options{})
-	text := out.String()
+	r := startDemo(t)
+	r.midNarrative(t)
+	r.waitExit(t, narrativeEndTimeout)
+	text := r.out.String()
 	t.Logf("demo output:\n%s", text)
-	require.NoError(t, err)
+	require.Equal(t, 0, r.cmd.ProcessState.ExitCode(), "exit code at the end of the narrative\n%s", r)
 	for _, want := range append(append([]string{}, Steps...),
 		"DEMO-ONLY RULES",
 		"Gunicorn killed a worker held past --timeout 3",
@@ -52,10 +55,12 @@ func TestDemoNarrative(t *testing.T) {
 		"the same incident was external_call before",
 		"scale_down verified: 3 → 2 workers; /proc shows 2 workers",
 		"== Done ==",
+		stoppingLine,
 	) {
 		require.Contains(t, text, want)
 	}
 	require.Less(t, strings.Index(text, Steps[1]), strings.Index(text, Steps[2]), "steps in order")
+	r.requireNothingLeft(t)
 }
 
 func TestCompressRules(t *testing.T) {

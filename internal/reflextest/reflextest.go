@@ -4,6 +4,7 @@
 package reflextest
 
 import (
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -26,23 +27,34 @@ import (
 )
 
 // built is the binary Binary built for this process: its directory, its
-// path, or the error building it gave.
+// path, or the error building it gave; main says Main runs the tests.
 var built struct {
 	mu   sync.Mutex
 	dir  string
 	path string
 	err  error
+	main bool
 }
+
+// command is the main package Binary builds; a test of this package builds
+// a smaller one.
+var command = "./cmd/gunicorn-reflex"
 
 // Binary builds cmd/gunicorn-reflex (once per test process) and returns its
 // path. The binary lives in a temporary directory of its own, outside any
-// test's TempDir, because every test of the process shares it; a test
-// process leaves it behind, a program using the harnesses removes it with
-// RemoveBinary.
+// test's TempDir, because every test of the process shares it (and every
+// -count repetition): no test's cleanup can remove it. So in a test binary
+// Binary requires the package's TestMain to be Main, which removes it when
+// the tests end, and fails the test otherwise, before building anything; a
+// program using the harnesses (reflex-demo) removes it with RemoveBinary.
 func Binary(t testing.TB) string {
 	t.Helper()
 	built.mu.Lock()
 	defer built.mu.Unlock()
+	if testing.Testing() && !built.main {
+		t.Fatal("reflextest: the binary Binary builds outlives every test, and only Main removes it: " +
+			"the package needs `func TestMain(m *testing.M) { reflextest.Main(m) }`")
+	}
 	if built.path == "" && built.err == nil {
 		built.err = build()
 	}
@@ -57,8 +69,8 @@ func build() error {
 	if err != nil {
 		return err
 	}
-	path := filepath.Join(dir, "gunicorn-reflex")
-	if err := testenv.BuildCommand(path, "./cmd/gunicorn-reflex"); err != nil {
+	path := filepath.Join(dir, filepath.Base(command))
+	if err := testenv.BuildCommand(path, command); err != nil {
 		_ = os.RemoveAll(dir)
 		return err
 	}
@@ -66,10 +78,29 @@ func build() error {
 	return nil
 }
 
+// Main is the TestMain of every package whose tests run the binary
+// (directly or through a harness built on this package, such as looptest):
+// it runs the tests, removes the binary, and exits with the tests' code,
+// or 1 if the removal failed. -run and -count work as without it. A test
+// binary that panics or times out still leaves the directory behind.
+func Main(m *testing.M) {
+	built.mu.Lock()
+	built.main = true
+	built.mu.Unlock()
+	code := m.Run()
+	if err := RemoveBinary(); err != nil {
+		fmt.Fprintf(os.Stderr, "reflextest: remove the gunicorn-reflex binary: %v\n", err)
+		if code == 0 {
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
+
 // RemoveBinary removes the binary Binary built and its directory; a later
-// Binary builds it again. It is for a program that runs the harnesses
-// (reflex-demo), which must leave nothing behind when it ends; call it
-// after every exporter has stopped.
+// Binary builds it again. Main calls it after the tests; a program that
+// runs the harnesses (reflex-demo), which must leave nothing behind when
+// it ends, calls it after every exporter has stopped.
 func RemoveBinary() error {
 	built.mu.Lock()
 	defer built.mu.Unlock()

@@ -3,6 +3,11 @@
 // Prometheus, Alertmanager), tells what happens as it happens, and stops
 // every process it started by pid, also on Ctrl-C. It is a development
 // tool, not part of the release binary.
+//
+// After a Ctrl-C it takes a few seconds to stop everything ("stopping
+// every process by pid..."). A second Ctrl-C meanwhile is ignored: the
+// signals stay caught until the stop is done, so that it cannot be cut
+// short and leave processes behind. Wait for it to exit.
 package main
 
 import (

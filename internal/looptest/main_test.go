@@ -1,0 +1,11 @@
+package looptest_test
+
+import (
+	"testing"
+
+	"github.com/gunicorn-reflex/gunicorn-reflex/internal/reflextest"
+)
+
+// TestMain removes the gunicorn-reflex binary the loop's hosts build once the
+// tests end: it outlives every test, so no test's cleanup can.
+func TestMain(m *testing.M) { reflextest.Main(m) }
