@@ -237,10 +237,10 @@ func TestLiveScaleUpWhileWorkersTimeOut(t *testing.T) {
 // of each decision took (for the figures in the test log).
 type settleRecorder struct {
 	Live
-	mu                      sync.Mutex
-	counts, unsettled       int
-	reads, unsteady, waited int
-	maxReads                int
+	mu sync.Mutex
+	// counts read; unsettled of them; waited: those that saw an unsteady read
+	counts, unsettled, waited int
+	reads, unsteady, maxReads int
 }
 
 func (r *settleRecorder) Workers(ctx context.Context, app intent.AppView) (verify.Settled, error) {
@@ -263,6 +263,6 @@ func (r *settleRecorder) Workers(ctx context.Context, app intent.AppView) (verif
 func (r *settleRecorder) summary() string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return fmt.Sprintf("%d read, %d unsettled; %d reads in all (at most %d for one), %d of them unsteady (a worker exiting or the count moving), in %d counts",
-		r.counts, r.unsettled, r.reads, r.maxReads, r.unsteady, r.waited)
+	return fmt.Sprintf("%d counts, %d unsettled, %d saw an unsteady read; %d reads in all (at most %d for one), %d unsteady (a worker exiting or the count moving)",
+		r.counts, r.unsettled, r.waited, r.reads, r.maxReads, r.unsteady)
 }
