@@ -26,8 +26,9 @@ type Live struct {
 	// time and again just before the signal (verify.Settle; the zero
 	// value reads every 50ms for at most 1s).
 	Settle verify.SettleOptions
-	// Probe, when set, replaces the /proc reads of app's master for a
-	// scale (tests feed a sequence of reads through it); nil reads FS.
+	// Probe, when set, replaces the /proc reads of app's master (a
+	// scale's count and verification, a reload's); tests feed a sequence
+	// of reads through it. nil reads FS.
 	Probe func(app intent.AppView) verify.Probe
 }
 
@@ -59,10 +60,9 @@ func (l Live) Perform(ctx context.Context, d policy.Decision, app intent.AppView
 		seen = -1
 	}
 	if scale && berr == nil && before.Workers != d.Workers {
-		// The count changed since the decision (someone else signalled,
-		// a worker died and was not replaced): d.Target is no longer one
-		// step from what runs, and the workers already running could
-		// "verify" it.
+		// The settled count changed since the decision (someone else
+		// signalled): d.Target is no longer one step from what runs, and
+		// the workers already running could "verify" it.
 		return Effect{Outcome: intent.OutcomeFailed, Workers: seen, Evidence: fmt.Sprintf(
 			"/proc shows %d workers just before the signal, the decision stepped from %d: nothing was sent", before.Workers, d.Workers)}
 	}
