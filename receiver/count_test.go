@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"os"
 	"sync"
 	"testing"
@@ -134,4 +136,133 @@ func TestLiveScaleStepsFromTheLiveCount(t *testing.T) {
 			require.Len(t, g.WorkerPIDs(), tc.finalNow)
 		})
 	}
+}
+
+// The timing-out scale-up alert fires while workers are killed for the
+// timeout and replaced, and each replacement leaves /proc one worker short
+// for a moment (the killed worker exiting, then reaped before its
+// replacement is forked). A scale that counts from such a read steps from
+// a count Gunicorn does not run: it is not sent ("failed", which fires
+// ReflexRemediationActionFailed for nothing), or it is sent with a target
+// one short, past max_workers at max. Here clients hold every worker past
+// --timeout 2 while the engine scales 2 → 12 and then keeps being asked at
+// 12: every step sent must count what Gunicorn ran (its "Handling signal:
+// ttin" lines say how many it got), none may fail, and after the holds
+// stop /proc shows exactly the workers the TTINs asked for.
+func TestLiveScaleUpWhileWorkersTimeOut(t *testing.T) {
+	const start, maxWorkers, holders = 2, 12, 4
+	g := gunicorntest.Start(t, gunicorntest.Options{Workers: start, Timeout: 2})
+	fs, err := procinfo.NewFS("/proc")
+	require.NoError(t, err)
+	e, auditPath := liveEngineOn(t, gunicornHost{fs: fs, g: g}, fs,
+		policy.Rules{MinWorkers: start, MaxWorkers: maxWorkers, Cooldown: time.Millisecond, Grace: time.Millisecond}, 30*time.Second)
+	e.opts.Global = policy.Global{RateLimit: 100} // the default (a few an hour) would stop the steps
+	rec := &settleRecorder{Live: e.opts.Effector.(Live)}
+	e.opts.Effector = rec
+
+	// Each holder asks for a sleep far past the timeout, again as soon as
+	// its worker is killed, until the holds stop.
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for range holders {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				_, _, _ = g.Get("/sleep?s=20")
+			}
+		}()
+	}
+	stopHolds := sync.OnceFunc(func() { close(stop); wg.Wait() })
+	t.Cleanup(stopHolds)
+	require.NoError(t, g.WaitLog("WORKER TIMEOUT", holders, 30*time.Second), "workers are being killed for the timeout")
+
+	// Bounded in time (the loop's deadline) and in count (the attempts at
+	// max_workers): 10 steps up, then asked again at 12 for 10 seconds.
+	ctx := context.Background()
+	deadline := time.Now().Add(90 * time.Second)
+	var atMaxSince time.Time
+	attempts := 0
+	for time.Now().Before(deadline) {
+		if !atMaxSince.IsZero() && time.Since(atMaxSince) > 10*time.Second {
+			break
+		}
+		attempts++
+		a := scaleUp(time.Now().Add(-time.Second))
+		a.Fingerprint = fmt.Sprintf("%016x", attempts)
+		_, err := e.Submit(ctx, []intent.Alert{a}, nil)
+		require.NoError(t, err)
+		for e.Step(ctx, "shop") {
+		}
+		if atMaxSince.IsZero() && e.Stats().Decisions[DecisionKey{"shop", intent.ScaleUp, intent.OutcomeOutOfBounds}] > 0 {
+			atMaxSince = time.Now()
+		}
+	}
+	timeouts := g.LogCount("WORKER TIMEOUT")
+	stopHolds()
+
+	outcomes := map[string]int{}
+	lines := auditLines(t, auditPath)
+	byID := map[string]policy.Decision{}
+	sent := 0
+	for _, l := range lines {
+		outcomes[string(l.Outcome)]++
+		if l.Verifies == "" {
+			byID[l.ID] = l
+			continue
+		}
+		acted := byID[l.Verifies]
+		require.Equal(t, intent.OutcomeActed, acted.Outcome, "line %s verifies an acted line", l.ID)
+		if l.Outcome != intent.OutcomeVerified {
+			continue // not sent; the outcome is checked below
+		}
+		sent++
+		require.Equal(t, [2]int{start + sent - 1, start + sent}, [2]int{acted.Workers, acted.Target},
+			"TTIN %d stepped from the %d workers Gunicorn ran", sent, start+sent-1)
+	}
+	t.Logf("%d attempts, %d worker timeouts meanwhile; outcomes %v; decision counts: %s", attempts, timeouts, outcomes, rec.summary())
+	require.Zero(t, outcomes[string(intent.OutcomeFailed)], "no scale failed: %v", outcomes)
+	require.Zero(t, outcomes[string(intent.OutcomeVerificationFailed)], "every TTIN sent was seen: %v", outcomes)
+	require.Equal(t, maxWorkers-start, sent, "scaled to max_workers")
+	require.Equal(t, sent, g.LogCount("Handling signal: ttin"), "one TTIN per step sent")
+	require.NoError(t, g.WaitWorkers(start+sent, 30*time.Second), "/proc after the holds stopped")
+}
+
+// settleRecorder is the live effector, recording what settling the count
+// of each decision took (for the figures in the test log).
+type settleRecorder struct {
+	Live
+	mu sync.Mutex
+	// counts read; unsettled of them; waited: those that saw an unsteady read
+	counts, unsettled, waited int
+	reads, unsteady, maxReads int
+}
+
+func (r *settleRecorder) Workers(ctx context.Context, app intent.AppView) (verify.Settled, error) {
+	c, err := r.Live.Workers(ctx, app)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.counts++
+	r.reads += c.Reads
+	r.unsteady += c.Unsteady
+	r.maxReads = max(r.maxReads, c.Reads)
+	if c.Unsteady > 0 {
+		r.waited++
+	}
+	if errors.Is(err, verify.ErrUnsettled) {
+		r.unsettled++
+	}
+	return c, err
+}
+
+func (r *settleRecorder) summary() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return fmt.Sprintf("%d counts, %d unsettled, %d saw an unsteady read; %d reads in all (at most %d for one), %d unsteady (a worker exiting or the count moving)",
+		r.counts, r.unsettled, r.waited, r.reads, r.maxReads, r.unsteady)
 }

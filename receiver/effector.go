@@ -2,6 +2,7 @@ package receiver
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/gunicorn-reflex/gunicorn-reflex/internal/procinfo"
@@ -21,24 +22,47 @@ type Live struct {
 	// Host finds the new master after a restart.
 	Host   intent.Host
 	Verify verify.Options
+	// Settle is how the count a scale steps from is read, at decision
+	// time and again just before the signal (verify.Settle; the zero
+	// value reads every 50ms for at most 1s).
+	Settle verify.SettleOptions
+	// Probe, when set, replaces the /proc reads of app's master (a
+	// scale's count and verification, a reload's); tests feed a sequence
+	// of reads through it. nil reads FS.
+	Probe func(app intent.AppView) verify.Probe
 }
 
 var _ Effector = Live{}
 
 // Perform implements Effector.
 func (l Live) Perform(ctx context.Context, d policy.Decision, app intent.AppView, unit string) Effect {
-	probe := verify.ProcProbe(l.FS, verify.Fixed(app.Master))
+	probe := l.probe(app)
+	scale := d.Action == intent.ScaleUp || d.Action == intent.ScaleDown
 	// A failed probe leaves before with the master only: a reload then
 	// needs all-new workers anyway, and the count seen is unknown.
-	before, berr := probe(ctx)
+	var before verify.Sample
+	var berr error
+	if scale {
+		// The count is settled again, as at decision time: a single read
+		// while a worker is being replaced is one short of what runs.
+		var c verify.Settled
+		c, berr = verify.Settle(ctx, probe, l.Settle)
+		if errors.Is(berr, verify.ErrUnsettled) {
+			return Effect{Outcome: intent.OutcomeUnsettled, Workers: -1, Evidence: fmt.Sprintf(
+				"just before the signal: %v: nothing was sent", berr)}
+		}
+		before = c.Sample
+	} else {
+		before, berr = probe(ctx)
+	}
 	seen := before.Workers
 	if berr != nil {
 		seen = -1
 	}
-	if scale := d.Action == intent.ScaleUp || d.Action == intent.ScaleDown; scale && berr == nil && before.Workers != d.Workers {
-		// The count changed since the decision (a worker died, someone
-		// else signalled): d.Target is no longer one step from what runs,
-		// and the workers already running could "verify" it.
+	if scale && berr == nil && before.Workers != d.Workers {
+		// The settled count changed since the decision (someone else
+		// signalled): d.Target is no longer one step from what runs, and
+		// the workers already running could "verify" it.
 		return Effect{Outcome: intent.OutcomeFailed, Workers: seen, Evidence: fmt.Sprintf(
 			"/proc shows %d workers just before the signal, the decision stepped from %d: nothing was sent", before.Workers, d.Workers)}
 	}
@@ -85,11 +109,15 @@ func (l Live) Perform(ctx context.Context, d policy.Decision, app intent.AppView
 }
 
 // Workers implements Effector: the live worker count of app's master in
-// /proc, read as Perform's verification reads it.
-func (l Live) Workers(ctx context.Context, app intent.AppView) (workers, booting int, err error) {
-	s, err := verify.ProcProbe(l.FS, verify.Fixed(app.Master))(ctx)
-	if err != nil {
-		return -1, 0, err
+// /proc, read as Perform's verification reads it, until it settled
+// (verify.Settle); an error wraps verify.ErrUnsettled when it did not.
+func (l Live) Workers(ctx context.Context, app intent.AppView) (verify.Settled, error) {
+	return verify.Settle(ctx, l.probe(app), l.Settle)
+}
+
+func (l Live) probe(app intent.AppView) verify.Probe {
+	if l.Probe != nil {
+		return l.Probe(app)
 	}
-	return s.Workers, s.Workers - s.Booted, nil
+	return verify.ProcProbe(l.FS, verify.Fixed(app.Master))
 }

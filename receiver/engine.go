@@ -50,6 +50,7 @@ import (
 
 	"github.com/gunicorn-reflex/gunicorn-reflex/receiver/intent"
 	"github.com/gunicorn-reflex/gunicorn-reflex/receiver/policy"
+	"github.com/gunicorn-reflex/gunicorn-reflex/receiver/verify"
 	"github.com/gunicorn-reflex/gunicorn-reflex/receiver/webhook"
 )
 
@@ -81,16 +82,19 @@ type Auditor interface {
 type Effector interface {
 	Perform(ctx context.Context, d policy.Decision, app intent.AppView, unit string) Effect
 	// Workers reads app's live worker count now, from where Perform
-	// verifies a scale (the count a scale decision steps from), and how
-	// many of them are still booting.
-	Workers(ctx context.Context, app intent.AppView) (workers, booting int, err error)
+	// verifies a scale (the count a scale decision steps from), until it
+	// settled; its error wraps verify.ErrUnsettled when the count kept
+	// moving.
+	Workers(ctx context.Context, app intent.AppView) (verify.Settled, error)
 }
 
 // Effect is what became of an acted decision.
 type Effect struct {
 	// Outcome is intent.OutcomeVerified, OutcomeVerificationFailed,
 	// OutcomeFailed, OutcomeRefused (the master did not verify),
-	// OutcomeNotAllowed or OutcomeDryRun (the kill switch was on).
+	// OutcomeNotAllowed, OutcomeDryRun (the kill switch was on) or
+	// OutcomeUnsettled (the count kept moving just before the signal:
+	// nothing was sent, and the decision is withdrawn).
 	Outcome  intent.Outcome
 	Refusal  intent.Refusal
 	Evidence string
@@ -385,6 +389,7 @@ func (e *Engine) Step(ctx context.Context, app string) bool {
 	e.mu.Lock()
 	d := policy.Decide(e.now(), a, q.app.Rules, e.opts.Global, e.st, obs)
 	d.ID = newID()
+	before := e.st.App(app).Clone()
 	policy.Apply(&e.st, d, q.app.Rules, e.opts.Global)
 	err := e.save()
 	e.mu.Unlock()
@@ -395,7 +400,7 @@ func (e *Engine) Step(ctx context.Context, app string) bool {
 	}
 	e.record(d)
 	if d.Perform() && err == nil {
-		e.perform(ctx, q, d, view)
+		e.perform(ctx, q, d, view, before)
 	}
 	e.finish(q, a)
 	return true
@@ -412,40 +417,56 @@ func (e *Engine) observe(ctx context.Context, app string, act intent.Action) (in
 		view = e.liveCount(ctx, view)
 	}
 	obs := policy.Observed{App: view}
-	if e.opts.Guard != nil && ok {
+	// An unsettled count decides nothing (rule 10): the guard's CPU check
+	// would take its measuring window for nothing.
+	if e.opts.Guard != nil && ok && view.Unsettled == "" {
 		obs.Refusal, obs.Evidence = e.opts.Guard.Check(ctx, app, act)
 	}
 	return view, obs
 }
 
 // liveCount replaces view's worker count, the host's last background
-// sample, with the effector's reading of /proc now. A scale's target is
-// that count plus or minus one, and its verification waits for the target
-// in /proc: a sample taken before the receiver's own last scale, or in the
-// milliseconds a timed-out worker is being replaced, is one short of what
-// Gunicorn runs, so its target is a count already running and "verifies"
-// at once, while the TTIN takes Gunicorn one past it (past max_workers,
-// too). An unreadable count is unknown (-1): rule 10 then refuses.
+// sample, with the effector's reading of /proc now, once it settled. A
+// scale's target is that count plus or minus one, and its verification
+// waits for the target in /proc: a sample taken before the receiver's own
+// last scale, or in the milliseconds a timed-out worker is being replaced,
+// is short of what Gunicorn runs, so its target is a count already
+// running and "verifies" at once, while the TTIN takes Gunicorn one past
+// it (past max_workers, too). An unreadable count is unknown (-1): rule 10
+// then refuses; one that never settled is unknown and Unsettled: rule 10
+// decides nothing.
 func (e *Engine) liveCount(ctx context.Context, view intent.AppView) intent.AppView {
 	if view.Master.PID <= 1 {
 		return view // no master to read; rule 10 refuses
 	}
-	n, booting, err := e.opts.Effector.Workers(ctx, view)
-	if err != nil {
+	c, err := e.opts.Effector.Workers(ctx, view)
+	switch {
+	case errors.Is(err, verify.ErrUnsettled):
+		e.logger.Info("live worker count did not settle", "app", view.Name, "reads", c.Reads, "err", err)
+		view.Workers, view.Booting, view.Unsettled = -1, 0, err.Error()
+		return view
+	case err != nil:
 		e.logger.Warn("live worker count not read", "app", view.Name, "err", err)
 		view.Workers, view.Booting = -1, 0
 		return view
 	}
-	view.Workers, view.Booting, view.SampledAt = n, booting, e.now()
+	e.logger.Debug("live worker count", "app", view.Name, "workers", c.Workers, "reads", c.Reads, "unsteady", c.Unsteady)
+	view.Workers, view.Booting, view.SampledAt = c.Workers, c.Workers-c.Booted, e.now()
 	return view
 }
 
-// perform runs an acted decision and records its verification.
-func (e *Engine) perform(ctx context.Context, q *appQueue, d policy.Decision, view intent.AppView) {
+// perform runs an acted decision and records its verification. before is
+// the app's policy state before the decision was applied: a decision that
+// was not sent after all (unsettled) is withdrawn to it.
+func (e *Engine) perform(ctx context.Context, q *appQueue, d policy.Decision, view intent.AppView, before policy.AppState) {
 	eff := e.opts.Effector.Perform(ctx, d, view, q.app.Unit)
 	e.mu.Lock()
 	now := e.now()
-	policy.Settle(&e.st, d, eff.Outcome, eff.Workers, now)
+	if eff.Outcome == intent.OutcomeUnsettled {
+		policy.Withdraw(&e.st, d, before)
+	} else {
+		policy.Settle(&e.st, d, eff.Outcome, eff.Workers, now)
+	}
 	if err := e.save(); err != nil {
 		e.logger.Error("state not saved after verification", "app", d.App, "err", err)
 	}
@@ -531,6 +552,7 @@ func (e *Engine) Reconcile(ctx context.Context, app string) {
 	d.ID = newID()
 	changed := d.Outcome != q.lastRecon || d.Refusal != q.lastRefusal
 	q.lastRecon, q.lastRefusal = d.Outcome, d.Refusal
+	before := e.st.App(app).Clone()
 	policy.Apply(&e.st, d, q.app.Rules, e.opts.Global)
 	err := e.save()
 	e.mu.Unlock()
@@ -541,7 +563,7 @@ func (e *Engine) Reconcile(ctx context.Context, app string) {
 		e.record(d)
 	}
 	if d.Perform() && err == nil {
-		e.perform(ctx, q, d, view)
+		e.perform(ctx, q, d, view, before)
 	}
 }
 

@@ -22,6 +22,7 @@ import (
 	"github.com/gunicorn-reflex/gunicorn-reflex/receiver/intent"
 	"github.com/gunicorn-reflex/gunicorn-reflex/receiver/policy"
 	"github.com/gunicorn-reflex/gunicorn-reflex/receiver/state"
+	"github.com/gunicorn-reflex/gunicorn-reflex/receiver/verify"
 	"github.com/gunicorn-reflex/gunicorn-reflex/receiver/webhook"
 )
 
@@ -72,10 +73,16 @@ func (f *fakeEffector) Perform(_ context.Context, d policy.Decision, _ intent.Ap
 	return Effect{Outcome: intent.OutcomeVerified, Evidence: "fake", Workers: d.Target}
 }
 
-func (f *fakeEffector) Workers(_ context.Context, _ intent.AppView) (workers, booting int, err error) {
+func (f *fakeEffector) Workers(_ context.Context, _ intent.AppView) (verify.Settled, error) {
 	f.host.mu.Lock()
 	defer f.host.mu.Unlock()
-	return f.host.workers, 0, nil
+	return settledAt(f.host.workers), nil
+}
+
+// settledAt is a count of n booted workers that settled at the first
+// reads.
+func settledAt(n int) verify.Settled {
+	return verify.Settled{Sample: verify.Sample{Workers: n, Booted: n}, Reads: 2}
 }
 
 func (f *fakeEffector) count() int {
@@ -532,8 +539,8 @@ func (k *killSwitchEffector) Perform(context.Context, policy.Decision, intent.Ap
 	return Effect{Outcome: intent.OutcomeDryRun, Evidence: "the kill-switch file exists", Workers: 2}
 }
 
-func (k *killSwitchEffector) Workers(context.Context, intent.AppView) (workers, booting int, err error) {
-	return 2, 0, nil
+func (k *killSwitchEffector) Workers(context.Context, intent.AppView) (verify.Settled, error) {
+	return settledAt(2), nil
 }
 
 // An action the kill switch stopped is audited as dry_run and sets no

@@ -85,8 +85,8 @@ func (r sampler) until(within time.Duration, cond func(AppState) bool) AppState 
 
 func describe(st AppState) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "workers=%d busy=%d idle=%d unknown=%d booting=%d upgrading=%v perm=%v unreadable=%d stuck=%d;",
-		st.Workers, st.Busy, st.Idle, st.UnknownActivity, st.Booting, st.Upgrading, st.PermissionDenied, st.UnreadableWorkers, len(st.Stuck))
+	fmt.Fprintf(&b, "workers=%d exiting=%d busy=%d idle=%d unknown=%d booting=%d upgrading=%v perm=%v unreadable=%d stuck=%d;",
+		st.Workers, st.Exiting, st.Busy, st.Idle, st.UnknownActivity, st.Booting, st.Upgrading, st.PermissionDenied, st.UnreadableWorkers, len(st.Stuck))
 	for _, w := range st.PerWorker {
 		fmt.Fprintf(&b, " [%d %s age=%v state=%s wchan=%s sys=%s (%s)]", w.PID, w.Activity,
 			w.HeartbeatAge.Round(time.Millisecond), w.State, w.Wchan, w.Syscall, w.Reason)
@@ -437,4 +437,31 @@ func TestRealStalledClientIsTheAppsOwnClient(t *testing.T) {
 	require.Equal(t, port, strconv.Itoa(snap.LocalPort), "the worker's end is the listener's port: %s", describe(st))
 	require.True(t, snap.PeerIsClient, describe(st))
 	require.False(t, snap.PeerIsPostgres, describe(st))
+}
+
+// A worker that died and is not reaped yet (here: killed while the master
+// is stopped, so it stays a zombie) is not counted as a worker, and is
+// counted as exiting: the count is short of what the master runs until
+// the replacement is forked.
+func TestRealExitingWorker(t *testing.T) {
+	t.Parallel()
+	g, m := realApp(t, gunicorntest.Options{Workers: 2})
+	fs := procFS(t)
+	r := sampler{t: t, s: NewSampler(fs, Options{}), app: "exiting", m: m, timeout: realTimeout, class: "sync"}
+	st := r.until(5*time.Second, func(st AppState) bool { return st.Workers == 2 && st.Booting == 0 })
+	require.Zero(t, st.Exiting, describe(st))
+
+	require.NoError(t, g.Signal(syscall.SIGSTOP))
+	t.Cleanup(func() { _ = g.Signal(syscall.SIGCONT) })
+	victim := g.WorkerPIDs()[0]
+	require.NoError(t, g.SignalWorker(victim, syscall.SIGKILL))
+	require.Eventually(t, func() bool {
+		ps, err := fs.Stat(victim)
+		return err == nil && ps.Zombie()
+	}, 5*time.Second, 10*time.Millisecond, "the killed worker is a zombie while its master is stopped")
+	st = r.sample()
+	require.Equal(t, [2]int{1, 1}, [2]int{st.Workers, st.Exiting}, describe(st))
+
+	require.NoError(t, g.Signal(syscall.SIGCONT))
+	r.until(10*time.Second, func(st AppState) bool { return st.Workers == 2 && st.Exiting == 0 })
 }

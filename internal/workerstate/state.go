@@ -32,6 +32,14 @@ type AppState struct {
 	// workers whose heartbeat could be read.
 	MaxHeartbeatAge time.Duration
 	HeartbeatsRead  int
+	// Exiting counts the master's children left out of Workers because
+	// they are on their way out: a zombie, a child with no command line
+	// (an exiting process has released its argv), or one gone while it was
+	// read. Gunicorn forks a replacement only after it reaped the old
+	// worker, so while Exiting is not 0 the count is short of what the
+	// master runs; a reader that needs that count (the receiver's scale)
+	// reads again.
+	Exiting int
 	// Upgrading is true while a USR2 re-exec master (a child of this
 	// master) runs.
 	Upgrading bool

@@ -102,16 +102,23 @@ func (s *Sampler) readWorkers(master procinfo.Identity, st *AppState) (workerSet
 			return ws, err
 		}
 	}
-	kids := s.readChildren(kidPIDs)
+	kids, exiting := s.readChildren(kidPIDs)
+	st.Exiting = exiting
 	for i := range kids {
 		k := &kids[i]
-		switch s.role(master, k, masterHB, masterKnown) {
-		case procinfo.RoleWorker:
+		role, cmd, cmdErr := s.role(master, k, masterHB, masterKnown)
+		switch {
+		case role == procinfo.RoleUnknown && len(cmd) == 0 && (cmdErr == nil || errors.Is(cmdErr, procinfo.ErrGone)):
+			// No command line: exiting (ChildRole's rule 4), or gone
+			// since its stat was read. (One /proc refused is not known
+			// to be either.)
+			st.Exiting++
+		case role == procinfo.RoleWorker:
 			ws.list = append(ws.list, &worker{child: *k})
 			if len(k.hbs) == 1 {
 				ws.held[k.hbs[0].Inode]++
 			}
-		case procinfo.RoleUpgradeChild:
+		case role == procinfo.RoleUpgradeChild:
 			st.Upgrading = true
 		}
 	}
@@ -137,34 +144,38 @@ func (s *Sampler) checkNotWorker(master procinfo.Identity, own procinfo.Heartbea
 }
 
 // readChildren reads the stat and heartbeat files of each child, leaving
-// out those that exited (or are zombies).
-func (s *Sampler) readChildren(pids []int) []child {
-	var out []child
+// out those that exited (or are zombies), which it counts in exiting.
+func (s *Sampler) readChildren(pids []int) (out []child, exiting int) {
 	for _, pid := range pids {
 		ps, err := s.fs.Stat(pid)
 		if err != nil || ps.Zombie() {
+			// Listed a moment ago, so it exited (and maybe was reaped)
+			// since: either way not yet replaced.
+			exiting++
 			continue
 		}
 		c := child{pid: pid, key: procKey{pid, ps.StartTicks}, stat: ps}
 		c.hbs, c.hbErr = s.heartbeats(pid)
 		c.hbAt = s.now()
 		if c.hbErr != nil && !errors.Is(c.hbErr, procinfo.ErrPermission) {
-			continue // it exited while we read
+			exiting++ // it exited while we read
+			continue
 		}
 		out = append(out, c)
 	}
-	return out
+	return out, exiting
 }
 
 // role decides what a child of the master is (procinfo.ChildRole: the
-// one rule for discovery, this sampler and the receiver).
-func (s *Sampler) role(master procinfo.Identity, k *child, masterHB []procinfo.HeartbeatFD, masterKnown bool) procinfo.Role {
-	cmd, _ := s.fs.Cmdline(k.pid)
+// one rule for discovery, this sampler and the receiver), and returns the
+// command line it was decided on, with the error reading it.
+func (s *Sampler) role(master procinfo.Identity, k *child, masterHB []procinfo.HeartbeatFD, masterKnown bool) (procinfo.Role, []string, error) {
+	cmd, err := s.fs.Cmdline(k.pid)
 	return s.fs.ChildRole(procinfo.Child{
 		PID: k.pid, ParentPID: master.PID, Cmdline: cmd, ParentCmdline: master.Cmdline,
 		Heartbeats: k.hbs, HeartbeatsErr: k.hbErr,
 		ParentHeartbeats: masterHB, ParentHeartbeatsKnown: masterKnown,
-	})
+	}), cmd, err
 }
 
 // readWorker fills in the heartbeat and, for booted workers, the activity.

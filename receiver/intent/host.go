@@ -29,6 +29,10 @@ type AppView struct {
 	Workers   int
 	Booting   int
 	SampledAt time.Time
+	// Unsettled is set, with Workers -1, when the live count a scale
+	// steps from kept moving while it was read (workers exiting and being
+	// replaced): what /proc showed, for the audit log.
+	Unsettled string
 	// ConfiguredWorkers is the master's --workers (what a HUP resets the
 	// count to); 0 when unknown.
 	ConfiguredWorkers int

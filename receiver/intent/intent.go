@@ -94,6 +94,7 @@ const (
 	OutcomeIgnored            Outcome = "ignored"             // resolved, unknown app, another host, no action label
 	OutcomeFailed             Outcome = "failed"              // the action could not be performed (EPERM, gone master)
 	OutcomeSuperseded         Outcome = "superseded"          // a restart of the same app is queued or in flight: it wins
+	OutcomeUnsettled          Outcome = "unsettled"           // the live worker count kept moving: nothing decided or sent, a re-send decides again
 )
 
 // Outcomes lists every outcome, in a fixed order.
@@ -101,7 +102,7 @@ var Outcomes = []Outcome{
 	OutcomeActed, OutcomeVerified, OutcomeVerificationFailed, OutcomeDryRun, OutcomeDeduplicated,
 	OutcomeCoolingDown, OutcomeOutOfBounds, OutcomeRefused, OutcomeBudgetExhausted, OutcomeCircuitOpen,
 	OutcomeNotAllowed, OutcomePaused, OutcomeRateLimited, OutcomeGrace, OutcomeStabilizing, OutcomeIgnored,
-	OutcomeFailed, OutcomeSuperseded,
+	OutcomeFailed, OutcomeSuperseded, OutcomeUnsettled,
 }
 
 // Refusal names why the host's own state says an action would not help or

@@ -119,6 +119,10 @@ func Decide(now time.Time, a intent.Alert, r Rules, g Global, st State, obs Obse
 // gate applies rules 10 to 16, which Decide and Reconcile share.
 func (d Decision) gate(act intent.Action, r Rules, g Global, st State, as AppState, obs Observed, now time.Time) Decision {
 	v := obs.App
+	if v.Unsettled != "" {
+		d.Evidence = v.Unsettled
+		return d.out(10, intent.OutcomeUnsettled, "the live worker count did not settle: nothing decided, the next notification decides again")
+	}
 	if !v.DataFresh || v.Workers < 0 {
 		return d.refuse(10, intent.RefuseNoData, "the app's logs or /proc are not being read")
 	}
@@ -168,7 +172,9 @@ func Apply(st *State, d Decision, r Rules, g Global) {
 		return
 	}
 	pruneKeys(st, g, d.At)
-	if d.Key != "" && d.Outcome != intent.OutcomeDeduplicated {
+	// An unsettled decision decided nothing: its key is not kept, so the
+	// same alert re-sent is decided again.
+	if d.Key != "" && d.Outcome != intent.OutcomeDeduplicated && d.Outcome != intent.OutcomeUnsettled {
 		if st.Keys == nil {
 			st.Keys = make(map[string]time.Time)
 		}
@@ -228,11 +234,50 @@ func Settle(st *State, d Decision, outcome intent.Outcome, workers int, now time
 	st.setApp(d.App, a)
 }
 
+// Withdraw takes back what Apply recorded for the acted decision d when
+// nothing was sent after all (intent.OutcomeUnsettled: the count it
+// stepped from could not be confirmed just before the signal). It starts
+// no cooldown or grace, spends no budget or rate limit, sets no desired
+// count, and its key is forgotten, so the same alert re-sent is decided
+// again. before is d's app as it was before Apply (AppState.Clone); only
+// what Apply changed is restored, so a pause a person set meanwhile
+// stays. The wanted scale-up stays too: it was wanted.
+func Withdraw(st *State, d Decision, before AppState) {
+	if d.Outcome != intent.OutcomeActed {
+		return
+	}
+	if d.Key != "" {
+		delete(st.Keys, d.Key)
+	}
+	st.Acted = dropOne(st.Acted, d.At)
+	a := st.App(d.App)
+	a.Spent = dropOne(a.Spent, d.At)
+	if last, ok := before.LastActed[d.Action]; ok {
+		if a.LastActed == nil {
+			a.LastActed = make(map[intent.Action]time.Time)
+		}
+		a.LastActed[d.Action] = last
+	} else {
+		delete(a.LastActed, d.Action)
+	}
+	a.Desired, a.DesiredAt = before.Desired, before.DesiredAt
+	st.setApp(d.App, a)
+}
+
+// dropOne removes one occurrence of t from ts.
+func dropOne(ts []time.Time, t time.Time) []time.Time {
+	if i := slices.IndexFunc(ts, t.Equal); i >= 0 {
+		return slices.Delete(ts, i, i+1)
+	}
+	return ts
+}
+
 // Reconcile returns the next step back to the desired worker count of app
 // after a HUP or a new master reset Gunicorn to its --workers, and false
 // when there is nothing to do: the receiver never scaled the app, no reset
-// happened since, the count is already the desired one, or it has not
-// settled yet (a reload's two generations together). A step obeys
+// happened since, the count is unknown (unreadable, or the live count
+// unsettled: the next call looks again) or already the desired one, or it
+// has not settled yet (a reload's two generations together). A step obeys
 // rules 4, 5 and 10 to 16 (not cooldown or grace: it restores a count that
 // was decided already). Record it with Apply.
 func Reconcile(now time.Time, app string, r Rules, g Global, st State, obs Observed) (Decision, bool) {

@@ -41,7 +41,11 @@
 //  9. stabilizing: a scale-down while a scale-up was asked for (whatever
 //     became of it) or performed less than Rules.Stabilization ago, so a
 //     flapping need never ping-pongs the worker count.
-//  10. refused (no_data, master_unverified): the host's data for the app is
+//  10. unsettled: the live worker count a scale steps from kept moving
+//     while it was read (workers exiting and being replaced, as when they
+//     are killed for the timeout; Observed.App.Unsettled): nothing is
+//     decided, and the next notification of the alert decides again.
+//     refused (no_data, master_unverified): the host's data for the app is
 //     stale or its worker count unknown (do nothing, as an autoscaler does
 //     on missing metrics), or, for a signal, no master is known.
 //  11. out_of_bounds: a scale-up at or above Rules.MaxWorkers, or a
@@ -61,14 +65,18 @@
 //
 // # What is remembered
 //
-// Apply records the key of every decision but an ignored one (so a flood
-// of duplicates of a refused alert is one decision, not thousands), until
+// Apply records the key of every decision but an ignored or unsettled one
+// (so a flood of duplicates of a refused alert is one decision, not
+// thousands, and an unsettled one is decided again when re-sent), until
 // Global.KeyTTL, and at most Global.MaxKeys of them. Only
 // acted decisions start a cooldown, a grace period, count against the
 // budget and the rate limit, and set the desired worker count; a dry-run
 // decision records only its key, so turning dry-run off does not inherit
 // cooldowns or an open circuit from actions that never happened. A
-// budget_exhausted decision opens the circuit.
+// budget_exhausted decision opens the circuit. An acted decision that was
+// not sent after all because the count could not be confirmed just before
+// the signal (its verification unsettled) is taken back with Withdraw: it
+// starts no cooldown and its key is forgotten.
 //
 // After a HUP (from anyone) or a new master, Gunicorn runs its configured
 // --workers again; Reconcile steps the count back to the desired one, one

@@ -229,6 +229,60 @@ func TestNoData(t *testing.T) {
 	want(t, f.fire(f.alert(intent.Restart, 0)), intent.OutcomeActed, 16)
 }
 
+// Rule 10: a live count that kept moving decides nothing. Nothing is
+// remembered of it but the wanted scale-up: no key (the same alert re-sent
+// is decided again), no cooldown, no desired count.
+func TestUnsettled(t *testing.T) {
+	for _, act := range []intent.Action{intent.ScaleUp, intent.ScaleDown} {
+		t.Run(string(act), func(t *testing.T) {
+			f := newFeeder(t)
+			f.rules.Stabilization = time.Nanosecond
+			f.obs.App.Workers, f.obs.App.Unsettled = -1, "3, 2 (1 exiting)"
+			a := f.alert(act, 0)
+			d := f.fire(a)
+			want(t, d, intent.OutcomeUnsettled, 10)
+			require.Equal(t, "3, 2 (1 exiting)", d.Evidence)
+			require.Zero(t, d.Target)
+			require.False(t, f.st.Seen(a.Key(), f.now), "no key kept")
+			require.Empty(t, f.st.App("shop").LastActed)
+			require.Empty(t, f.st.Acted)
+
+			f.step(time.Second)
+			f.obs.App.Workers, f.obs.App.Unsettled = 3, ""
+			want(t, f.fire(a), intent.OutcomeActed, 16)
+		})
+	}
+}
+
+// Withdraw takes back exactly what Apply recorded for an acted decision
+// that was not sent: the state is the one before it, but for the wanted
+// scale-up (and a pause set meanwhile).
+func TestWithdraw(t *testing.T) {
+	f := newFeeder(t)
+	f.rules.Cooldown = time.Minute
+	want(t, f.fire(f.alert(intent.ScaleUp, 0)), intent.OutcomeActed, 16) // 2 -> 3
+	// Past the cooldown; the first decision's key and rate-limit entry
+	// are kept.
+	f.step(2 * time.Minute)
+	before := cloneState(f.st)
+	a := f.alert(intent.ScaleUp, 0)
+	d := Decide(f.now, a, f.rules, f.global, f.st, f.obs)
+	want(t, d, intent.OutcomeActed, 16)
+	prev := f.st.App("shop").Clone()
+	Apply(&f.st, d, f.rules, f.global)
+	require.NotEqual(t, before, f.st)
+	Pause(&f.st, "shop")
+	Withdraw(&f.st, d, prev)
+
+	expect := before
+	s := expect.Apps["shop"]
+	s.ScaleUpWanted, s.Paused = f.now, true
+	expect.Apps["shop"] = s
+	require.Equal(t, expect, f.st)
+	Resume(&f.st, "shop")
+	require.Equal(t, intent.OutcomeActed, Decide(f.now, a, f.rules, f.global, f.st, f.obs).Outcome, "decided again: no key, no cooldown")
+}
+
 // Rule 11, counted from the observed count.
 func TestOutOfBounds(t *testing.T) {
 	tests := []struct {
@@ -379,6 +433,7 @@ func TestPrecedence(t *testing.T) {
 	g := Global{RateLimit: 1}
 	obs := Observed{App: f.obs.App, Pending: []intent.Action{intent.Restart}, Refusal: intent.RefuseCPUSaturated}
 	obs.App.Workers, obs.App.DataFresh = 2, false
+	obs.App.Unsettled = "3, 2 (1 exiting)"
 	steps := []struct {
 		rule int
 		o    intent.Outcome
@@ -393,6 +448,7 @@ func TestPrecedence(t *testing.T) {
 		{7, intent.OutcomeCoolingDown, func() { delete(st.Apps["shop"].LastActed, intent.ScaleDown) }},
 		{8, intent.OutcomeGrace, func() { delete(st.Apps["shop"].LastActed, intent.Reload) }},
 		{9, intent.OutcomeStabilizing, func() { s := st.Apps["shop"]; s.ScaleUpWanted = time.Time{}; st.Apps["shop"] = s }},
+		{10, intent.OutcomeUnsettled, func() { obs.App.Unsettled = "" }},
 		{10, intent.OutcomeRefused, func() { obs.App.DataFresh = true }},
 		{11, intent.OutcomeOutOfBounds, func() { obs.App.Workers = 3 }},
 		{12, intent.OutcomeRefused, func() { obs.Refusal = "" }},

@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -54,6 +55,14 @@ type AppState struct {
 // App returns the state of app (the zero AppState when none is kept).
 func (s State) App(app string) AppState {
 	return s.Apps[app]
+}
+
+// Clone returns a copy of a that shares nothing with it (Apply changes
+// LastActed in place).
+func (a AppState) Clone() AppState {
+	a.LastActed = maps.Clone(a.LastActed)
+	a.Spent = slices.Clone(a.Spent)
+	return a
 }
 
 func (s *State) setApp(app string, a AppState) {

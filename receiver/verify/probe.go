@@ -34,7 +34,7 @@ func ProcProbe(fs procinfo.FS, master MasterFunc) Probe {
 		if err != nil {
 			return Sample{Master: id}, fmt.Errorf("probe: %w", err)
 		}
-		s := Sample{Master: id, Workers: st.Workers, Booted: st.Workers - st.Booting}
+		s := Sample{Master: id, Workers: st.Workers, Booted: st.Workers - st.Booting, Exiting: st.Exiting}
 		for _, w := range st.PerWorker {
 			s.WorkerPIDs = append(s.WorkerPIDs, w.PID)
 		}

@@ -25,6 +25,10 @@ type Sample struct {
 	// Workers is the live worker count; Booted the workers among them that
 	// have finished booting (notified their heartbeat at least once).
 	Workers, Booted int
+	// Exiting counts the master's children on their way out (zombies,
+	// exited while read), which Workers leaves out: while it is not 0 the
+	// master runs more workers than Workers says (workerstate.AppState).
+	Exiting int
 	// WorkerPIDs are the live workers' pids, sorted.
 	WorkerPIDs []int
 	// Stopped is true when the master is stopped (SIGSTOP, a debugger):
@@ -33,6 +37,9 @@ type Sample struct {
 }
 
 func (s Sample) String() string {
+	if s.Exiting > 0 {
+		return fmt.Sprintf("master %d, %d workers (%d booted), %d exiting", s.Master.PID, s.Workers, s.Booted, s.Exiting)
+	}
 	return fmt.Sprintf("master %d, %d workers (%d booted)", s.Master.PID, s.Workers, s.Booted)
 }
 
