@@ -128,6 +128,15 @@ type Options struct {
 	// ReconcileEvery is how often an idle app's worker count is compared
 	// with the desired one; zero means 15s, negative never.
 	ReconcileEvery time.Duration
+	// UnsettledRetries is how many more times a decision reads the worker
+	// count after it did not settle, UnsettledPause apart (zero: 2 and
+	// 1s; negative retries: none). A count moves while workers killed for
+	// the timeout are replaced, which is when a scale-up is asked for, and
+	// Alertmanager sends the same firing alert again only after its
+	// repeat_interval (an hour in deploy/alertmanager.example.yml), so
+	// giving up at once would leave the app short for that long.
+	UnsettledRetries int
+	UnsettledPause   time.Duration
 	// Now is the clock; nil means time.Now.
 	Now    func() time.Time
 	Logger *slog.Logger
@@ -169,6 +178,12 @@ func New(opts Options) (*Engine, error) {
 	}
 	if opts.ReconcileEvery == 0 {
 		opts.ReconcileEvery = 15 * time.Second
+	}
+	if opts.UnsettledRetries == 0 {
+		opts.UnsettledRetries = 2
+	}
+	if opts.UnsettledPause <= 0 {
+		opts.UnsettledPause = time.Second
 	}
 	e := &Engine{opts: opts, apps: map[string]*appQueue{}, inJournal: map[string]bool{}, logger: opts.Logger, now: opts.Now}
 	if e.logger == nil {
@@ -385,6 +400,11 @@ func (e *Engine) Step(ctx context.Context, app string) bool {
 	e.mu.Unlock()
 
 	view, obs := e.observe(ctx, app, a.Action)
+	// Bounded: at most UnsettledRetries more reads of at most a second
+	// each, in this app's worker only; other apps are not held up.
+	for try := 0; view.Unsettled != "" && try < e.opts.UnsettledRetries && e.pause(ctx, e.opts.UnsettledPause); try++ {
+		view, obs = e.observe(ctx, app, a.Action)
+	}
 	obs.Pending = pending
 	e.mu.Lock()
 	d := policy.Decide(e.now(), a, q.app.Rules, e.opts.Global, e.st, obs)
@@ -404,6 +424,18 @@ func (e *Engine) Step(ctx context.Context, app string) bool {
 	}
 	e.finish(q, a)
 	return true
+}
+
+// pause waits d unless ctx ends first; it reports whether it waited.
+func (e *Engine) pause(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
 }
 
 // observe reads the host's view of app (with the live worker count for a

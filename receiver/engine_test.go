@@ -129,6 +129,7 @@ func (r *rig) open(t *testing.T, queue int) {
 		// The tests step the engine themselves.
 		ReconcileEvery: -1,
 		QueueSize:      queue,
+		UnsettledPause: time.Millisecond,
 	})
 	require.NoError(t, err)
 	t.Cleanup(r.close)

@@ -133,6 +133,42 @@ func TestUnsettledCountDecidesNothing(t *testing.T) {
 	require.Equal(t, uint64(1), st.Decisions[DecisionKey{"shop", intent.ScaleUp, intent.OutcomeUnsettled}])
 }
 
+// A count that does not settle in the decision's first second is read
+// again (UnsettledRetries) before anything is decided: the replacements of
+// workers killed for the timeout are forked, the count settles, and the
+// scale acts now rather than at Alertmanager's next repeat, an hour later.
+// With no retries the same reads end unsettled.
+func TestUnsettledCountIsReadAgain(t *testing.T) {
+	// A second of a worker exiting and being replaced (the first read's
+	// bound is 1s of the feed's clock: 20 reads), a little more, then 3.
+	var reads []verify.Sample
+	for i := range 30 {
+		reads = append(reads, read(3-i%2, i%2))
+	}
+	reads = append(reads, read(3, 0))
+	for _, tc := range []struct {
+		retries int
+		want    []string
+	}{
+		{2, []string{"scale_up:acted", "scale_up:verified"}}, // the default
+		{-1, []string{"scale_up:unsettled"}},
+	} {
+		r := newRig(t, t.TempDir(), 8)
+		r.e.opts.UnsettledRetries = tc.retries
+		feed := &readFeed{clock: clock{now: t0}}
+		r.e.opts.Effector = feedCounts{fakeEffector: r.eff, feed: feed}
+		r.host.workers = 3
+		feed.set(false, reads...)
+		r.submit(t, scaleUp(t0))
+		r.drain()
+		require.Equal(t, tc.want, auditOutcomes(t, filepath.Join(r.dir, "audit.jsonl")), "retries %d", tc.retries)
+		if tc.retries > 0 {
+			lines := auditLines(t, filepath.Join(r.dir, "audit.jsonl"))
+			require.Equal(t, [2]int{3, 4}, [2]int{lines[0].Workers, lines[0].Target})
+		}
+	}
+}
+
 // A count that settled for the decision but not again just before the
 // signal sends nothing, and the acted decision is withdrawn: its
 // verification line says unsettled, no cooldown or desired count is left

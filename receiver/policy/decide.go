@@ -121,7 +121,7 @@ func (d Decision) gate(act intent.Action, r Rules, g Global, st State, as AppSta
 	v := obs.App
 	if v.Unsettled != "" {
 		d.Evidence = v.Unsettled
-		return d.out(10, intent.OutcomeUnsettled, "the live worker count did not settle: nothing decided, the next notification decides again")
+		return d.out(10, intent.OutcomeUnsettled, "the live worker count did not settle in any of its reads: nothing decided, the next notification decides again")
 	}
 	if !v.DataFresh || v.Workers < 0 {
 		return d.refuse(10, intent.RefuseNoData, "the app's logs or /proc are not being read")

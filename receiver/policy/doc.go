@@ -43,8 +43,9 @@
 //     flapping need never ping-pongs the worker count.
 //  10. unsettled: the live worker count a scale steps from kept moving
 //     while it was read (workers exiting and being replaced, as when they
-//     are killed for the timeout; Observed.App.Unsettled): nothing is
-//     decided, and the next notification of the alert decides again.
+//     are killed for the timeout; Observed.App.Unsettled, set by the
+//     engine after its bounded re-reads, Options.UnsettledRetries): nothing
+//     is decided, and the next notification of the alert decides again.
 //     refused (no_data, master_unverified): the host's data for the app is
 //     stale or its worker count unknown (do nothing, as an autoscaler does
 //     on missing metrics), or, for a signal, no master is known.
