@@ -253,13 +253,22 @@ func (d *driver) slowDatabase() error {
 		d.n.say("  evidence: %s", ref.Evidence)
 	}
 	d.n.saw("/proc still shows %d workers: more workers would only run more of the slow query", len(d.g.WorkerPIDs()))
-	if i, ok := d.openIncident(); ok {
-		d.n.cmd("gunicorn-reflex explain --app %s --url %s", app, d.exp.URL)
-		d.n.saw("incident %s: %s: %s", i.ID, i.Cause, i.Summary)
-		if before := i.earlier(); before != "" {
-			d.n.saw("the same incident was %s before: its scale-up was decided under that verdict, the refusal under this one", before)
-		}
+	// The incident engine takes the decision from the timeline at its
+	// next step: wait until the incident holds the refusal.
+	var inc incident
+	if err := d.waitFor("the incident holds the refusal", func() (bool, string) {
+		i, ok := d.openIncident()
+		inc = i
+		return ok && strings.Contains(i.underWhich("scale_up"), "refused under "), i.underWhich("scale_up")
+	}); err != nil {
+		return err
 	}
+	d.n.cmd("gunicorn-reflex explain --app %s --url %s", app, d.exp.URL)
+	d.n.saw("incident %s: %s: %s", inc.ID, inc.Cause, inc.Summary)
+	if before := inc.earlier(); before != "" {
+		d.n.saw("the same incident was %s before", before)
+	}
+	d.n.saw("its scale_up decisions: %s", inc.underWhich("scale_up"))
 	return nil
 }
 
@@ -468,6 +477,13 @@ type incident struct {
 	Causes []struct {
 		Cause string `json:"cause"`
 	} `json:"causes"`
+	// Decisions are the receiver's, each with the verdict it was taken
+	// under.
+	Decisions []struct {
+		Action  string `json:"action"`
+		Outcome string `json:"outcome"`
+		Cause   string `json:"cause"`
+	} `json:"decisions"`
 }
 
 // earlier names the causes the incident held before its current one.
@@ -477,6 +493,22 @@ func (i incident) earlier() string {
 		names = append(names, c.Cause)
 	}
 	return strings.Join(names, ", ")
+}
+
+// underWhich says which verdict the first decision of each outcome of
+// action was taken under ("acted under external_call, refused under
+// database_slow_query").
+func (i incident) underWhich(action string) string {
+	var parts []string
+	seen := map[string]bool{}
+	for _, d := range i.Decisions {
+		if d.Action != action || d.Cause == "" || seen[d.Outcome] || (d.Outcome != "acted" && d.Outcome != "refused") {
+			continue
+		}
+		seen[d.Outcome] = true
+		parts = append(parts, d.Outcome+" under "+d.Cause)
+	}
+	return strings.Join(parts, ", ")
 }
 
 func (d *driver) openIncident() (incident, bool) {

@@ -52,7 +52,11 @@ func TestDemoNarrative(t *testing.T) {
 		"gunicorn-reflex explain --app shop --url http://127.0.0.1:",
 		"/incidents/",
 		"refused (",
-		"the same incident was external_call before",
+		// The refusal names its verdict; the scale-up's is the verdict
+		// of the engine's step before it (external_call, once the stuck
+		// workers were seen).
+		"its scale_up decisions: acted under ",
+		", refused under database_slow_query",
 		"scale_down verified: 3 → 2 workers; /proc shows 2 workers",
 		"== Done ==",
 		stoppingLine,
