@@ -162,24 +162,7 @@ func TestLiveScaleUpWhileWorkersTimeOut(t *testing.T) {
 
 	// Each holder asks for a sleep far past the timeout, again as soon as
 	// its worker is killed, until the holds stop.
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	for range holders {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				_, _, _ = g.Get("/sleep?s=20")
-			}
-		}()
-	}
-	stopHolds := sync.OnceFunc(func() { close(stop); wg.Wait() })
-	t.Cleanup(stopHolds)
+	stopHolds := g.Hold(t, holders, "/sleep?s=20")
 	require.NoError(t, g.WaitLog("WORKER TIMEOUT", holders, 30*time.Second), "workers are being killed for the timeout")
 
 	// Bounded in time (the loop's deadline) and in count (the attempts at

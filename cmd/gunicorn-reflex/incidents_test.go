@@ -174,7 +174,7 @@ func TestIncidentTwoFaultsBackToBack(t *testing.T) {
 		"      allow: [scale_up]\n      cooldown: 1s\n      grace: 1s\n", 1)
 	s := startDBScenario(t, c, nil, gunicorntest.Options{Workers: 2, Timeout: 5}, receiver)
 
-	stopExternal := s.hold(t, 2, fmt.Sprintf("/recv?port=%d", port))
+	stopExternal := s.g.Hold(t, 2, fmt.Sprintf("/recv?port=%d", port))
 	first := s.waitVerdict(t, "external_call", 60*time.Second)
 	s.askScaleUp(t)
 	waitFor(t, 30*time.Second, "the scale-up acted under external_call", func() bool {
@@ -189,7 +189,7 @@ func TestIncidentTwoFaultsBackToBack(t *testing.T) {
 	// The second fault: the stuck workers end at their timeout, and the
 	// next requests wait on the database.
 	stopExternal()
-	s.hold(t, 2, "/dbview")
+	s.g.Hold(t, 2, "/dbview")
 	second := s.waitVerdict(t, "database_slow_query", 60*time.Second)
 	require.Equal(t, first.ID, second.ID, "one incident")
 	s.askScaleUpAt(t, time.Now())

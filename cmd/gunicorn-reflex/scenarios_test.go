@@ -165,37 +165,12 @@ func (s *scenario) waitVerdict(t *testing.T, cause string, timeout time.Duration
 	}
 }
 
-// hold keeps n requests to path in flight until stop is closed, each
-// started again as soon as it ends.
-func (s *scenario) hold(t *testing.T, n int, path string) (stop func()) {
-	t.Helper()
-	done := make(chan struct{})
-	var wg sync.WaitGroup
-	for i := 0; i < n; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				select {
-				case <-done:
-					return
-				case <-s.g.GetAsync(path):
-				}
-			}
-		}()
-	}
-	var once sync.Once
-	stop = func() { once.Do(func() { close(done); wg.Wait() }) }
-	t.Cleanup(stop)
-	return stop
-}
-
 // A worker blocked reading from a loopback server that accepts and never
 // answers: external_call, naming the peer.
 func TestScenarioExternalCall(t *testing.T) {
 	port := blackhole(t)
 	s := startScenario(t, gunicorntest.Options{Workers: 2, Timeout: 5})
-	s.hold(t, 2, fmt.Sprintf("/recv?port=%d", port))
+	s.g.Hold(t, 2, fmt.Sprintf("/recv?port=%d", port))
 	inc := s.waitVerdict(t, "external_call", 60*time.Second)
 	require.Contains(t, inc.Summary+inc.decisive(), fmt.Sprintf("127.0.0.1:%d", port), "the peer is named")
 }
@@ -233,7 +208,7 @@ func blackhole(t *testing.T) int {
 // A pure-Python busy loop: cpu_bound.
 func TestScenarioCPUSpin(t *testing.T) {
 	s := startScenario(t, gunicorntest.Options{Workers: 2, Timeout: 5})
-	s.hold(t, 1, "/spin?s=30")
+	s.g.Hold(t, 1, "/spin?s=30")
 	inc := s.waitVerdict(t, "cpu_bound", 60*time.Second)
 	require.NotEmpty(t, inc.decisive())
 	require.Contains(t, inc.Summary, "CPU")
@@ -243,7 +218,7 @@ func TestScenarioCPUSpin(t *testing.T) {
 // timeout: deadlock (futex, no I/O, no CPU).
 func TestScenarioDeadlock(t *testing.T) {
 	s := startScenario(t, gunicorntest.Options{Workers: 2, Timeout: 5})
-	s.hold(t, 1, "/lock?s=60")
+	s.g.Hold(t, 1, "/lock?s=60")
 	inc := s.waitVerdict(t, "deadlock", 60*time.Second)
 	require.NotEmpty(t, inc.decisive())
 }
@@ -253,7 +228,7 @@ func TestScenarioDeadlock(t *testing.T) {
 // backlog: capacity.
 func TestScenarioCapacity(t *testing.T) {
 	s := startScenarioWith(t, gunicorntest.Options{Workers: 2, Timeout: 3}, receiverSection(t, t.TempDir()))
-	s.hold(t, 8, "/sleep?s=1")
+	s.g.Hold(t, 8, "/sleep?s=1")
 	inc := s.waitVerdict(t, "capacity", 60*time.Second)
 	require.NotEmpty(t, inc.decisive())
 	require.Zero(t, s.g.LogCount("WORKER TIMEOUT"), "capacity has no timeout")
@@ -301,7 +276,7 @@ func TestScenarioBadDeploy(t *testing.T) {
 	})
 	require.NoError(t, s.g.Signal(syscall.SIGHUP))
 	require.NoError(t, s.g.WaitLog("Hang up: Master", 1, 10*time.Second))
-	s.hold(t, 2, "/ok")
+	s.g.Hold(t, 2, "/ok")
 	inc := s.waitVerdict(t, "deploy_regression", 60*time.Second)
 	require.Contains(t, inc.Summary+inc.decisive(), filepath.Join(base, "releases", "r2"), "the marker names the new release")
 
@@ -401,7 +376,7 @@ func TestScenarioSlowQuery(t *testing.T) {
 	c := pgtest.Start(t, pgtest.Options{})
 	c.Exec(t, "CREATE VIEW reflex_slow AS SELECT 1 AS one FROM pg_sleep(30)")
 	s := startDBScenario(t, c, nil, gunicorntest.Options{Workers: 2, Timeout: 5}, receiverSection(t, t.TempDir()))
-	s.hold(t, 2, "/dbview")
+	s.g.Hold(t, 2, "/dbview")
 	inc := s.waitVerdict(t, "database_slow_query", 60*time.Second)
 	require.NotEmpty(t, inc.decisive())
 	require.Contains(t, strings.ToLower(inc.Advice), "statement_timeout")
@@ -428,7 +403,7 @@ func TestScenarioLockWait(t *testing.T) {
 	require.NoError(t, err)
 	c.WaitFor(t, 10*time.Second, "SELECT count(*) = 1 FROM pg_stat_activity WHERE state = 'idle in transaction'")
 	s := startDBScenario(t, c, nil, gunicorntest.Options{Workers: 2, Timeout: 5}, "")
-	s.hold(t, 2, "/dbrow?id=1")
+	s.g.Hold(t, 2, "/dbrow?id=1")
 	inc := s.waitVerdict(t, "database_lock", 60*time.Second)
 	require.Contains(t, inc.Summary+inc.Advice+inc.decisive(), "idle in transaction")
 	require.Contains(t, inc.Summary+inc.Advice+inc.decisive(), strconv.Itoa(blocker), "the blocker is named")
@@ -440,7 +415,7 @@ func TestScenarioPoolExhausted(t *testing.T) {
 	c := pgtest.Start(t, pgtest.Options{})
 	b := pgtest.StartBouncer(t, c, pgtest.BouncerOptions{PoolSize: 1})
 	s := startDBScenario(t, c, b, gunicorntest.Options{Workers: 3, Timeout: 5}, "")
-	s.hold(t, 3, "/db?s=30")
+	s.g.Hold(t, 3, "/db?s=30")
 	inc := s.waitVerdict(t, "database_pool_exhausted", 60*time.Second)
 	require.NotEmpty(t, inc.decisive())
 }

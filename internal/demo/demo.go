@@ -11,7 +11,6 @@
 package demo
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -154,7 +153,7 @@ func (d *driver) start() error {
 
 func (d *driver) normal() error {
 	d.n.title(Steps[0])
-	stop := d.hold(2, "/ok")
+	stop := d.g.Hold(d.tb, 2, "/ok")
 	defer stop()
 	if err := d.waitFor("requests in the access log", func() (bool, string) {
 		v, _ := d.scrape().Value("gunicorn_http_requests_total", "app", app, "method", "GET", "status_class", "2xx")
@@ -174,7 +173,7 @@ func (d *driver) hungExternal() error {
 	d.n.title(Steps[1])
 	hole := pgtest.NewBlackhole(d.tb)
 	d.n.say("a service on %s accepts connections and never answers; /recv?port=%d calls it without a timeout.", hole.Addr, hole.Port())
-	stop := d.hold(4, fmt.Sprintf("/recv?port=%d", hole.Port()))
+	stop := d.g.Hold(d.tb, 4, fmt.Sprintf("/recv?port=%d", hole.Port()))
 	defer func() { stop(); hole.Close() }()
 
 	if err := d.g.WaitLog("WORKER TIMEOUT", 1, d.o.StepTimeout); err != nil {
@@ -202,7 +201,7 @@ func (d *driver) hungExternal() error {
 	}
 	d.n.cmd("curl -s %s/api/v2/alerts", d.loop.AM.URL)
 	d.n.saw("Alertmanager holds it and posts it to the receiver")
-	var up auditLine
+	var up looptest.AuditLine
 	if err := d.waitFor("a verified scale-up", func() (bool, string) {
 		l, ok := d.lastAudit("scale_up", "verified")
 		up = l
@@ -235,9 +234,9 @@ func (d *driver) slowDatabase() error {
 		return err
 	}
 	d.n.saw("the scale-up alert resolved")
-	stop := d.hold(5, "/db?s=20")
+	stop := d.g.Hold(d.tb, 5, "/db?s=20")
 	defer stop()
-	var ref auditLine
+	var ref looptest.AuditLine
 	if err := d.waitFor("the receiver refuses a scale-up", func() (bool, string) {
 		l, ok := d.lastAudit("scale_up", "refused")
 		ref = l
@@ -276,7 +275,7 @@ func (d *driver) recovery() error {
 	d.n.title(Steps[3])
 	d.n.say("traffic stops; the workers go idle. The scale-down rule waits for the idle window, then the receiver")
 	d.n.say("waits for its stabilisation after the scale-up.")
-	var down auditLine
+	var down looptest.AuditLine
 	if err := d.waitFor("a verified scale-down", func() (bool, string) {
 		l, ok := d.lastAudit("scale_down", "verified")
 		down = l
@@ -306,37 +305,6 @@ func (d *driver) explain() {
 	if err != nil {
 		d.n.say("  (explain: %v)", err)
 	}
-}
-
-// hold keeps n requests to path in flight until the returned func is
-// called.
-func (d *driver) hold(n int, path string) func() {
-	ctx, cancel := context.WithCancel(d.ctx)
-	var wg sync.WaitGroup
-	c := &http.Client{Timeout: 30 * time.Second}
-	for range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for ctx.Err() == nil {
-				req, err := http.NewRequestWithContext(ctx, http.MethodGet, d.g.BaseURL+path, nil)
-				if err != nil {
-					return
-				}
-				if resp, err := c.Do(req); err == nil {
-					_, _ = io.Copy(io.Discard, resp.Body)
-					resp.Body.Close()
-				} else {
-					// A worker killed at the timeout closes the connection.
-					select {
-					case <-ctx.Done():
-					case <-time.After(50 * time.Millisecond):
-					}
-				}
-			}
-		}()
-	}
-	return func() { cancel(); wg.Wait() }
 }
 
 func (d *driver) waitFor(what string, cond func() (bool, string)) error {
@@ -425,47 +393,26 @@ func (d *driver) amHas(alertname string) bool {
 	return false
 }
 
-type auditLine struct {
-	ID       string `json:"id"`
-	Verifies string `json:"verifies"`
-	Action   string `json:"action"`
-	Outcome  string `json:"outcome"`
-	Refusal  string `json:"refusal"`
-	Reason   string `json:"reason"`
-	Evidence string `json:"evidence"`
-	Workers  int    `json:"workers"`
-	Target   int    `json:"target"`
-}
-
-func (d *driver) lastAudit(action, outcome string) (auditLine, bool) {
-	return d.findAudit(func(l auditLine) bool { return l.Action == action && l.Outcome == outcome })
+func (d *driver) lastAudit(action, outcome string) (looptest.AuditLine, bool) {
+	return d.findAudit(func(l looptest.AuditLine) bool { return l.Action == action && l.Outcome == outcome })
 }
 
 // auditByID is the audit line named id: the acted line a verification
 // line verifies (the last acted line of the file may be another decision's).
-func (d *driver) auditByID(id string) auditLine {
-	l, _ := d.findAudit(func(l auditLine) bool { return id != "" && l.ID == id })
+func (d *driver) auditByID(id string) looptest.AuditLine {
+	l, _ := d.findAudit(func(l looptest.AuditLine) bool { return id != "" && l.ID == id })
 	return l
 }
 
 // findAudit is the last audit line that match accepts.
-func (d *driver) findAudit(match func(auditLine) bool) (auditLine, bool) {
-	f, err := os.Open(d.loop.Host.AuditLog)
-	if err != nil {
-		return auditLine{}, false
-	}
-	defer f.Close()
-	var found auditLine
-	ok := false
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 64*1024), 1024*1024)
-	for sc.Scan() {
-		var l auditLine
-		if json.Unmarshal(sc.Bytes(), &l) == nil && match(l) {
-			found, ok = l, true
+func (d *driver) findAudit(match func(looptest.AuditLine) bool) (looptest.AuditLine, bool) {
+	lines := d.loop.Host.Audit(d.tb)
+	for i := len(lines) - 1; i >= 0; i-- {
+		if match(lines[i]) {
+			return lines[i], true
 		}
 	}
-	return found, ok
+	return looptest.AuditLine{}, false
 }
 
 type incident struct {

@@ -65,7 +65,7 @@ const stoppingLine = "stopping every process by pid..."
 type demoRun struct {
 	cmd    *exec.Cmd
 	out    *narrativeWatch
-	stderr *lockedBuffer
+	stderr *testenv.LockedBuffer
 	// tmp is the demo's TMPDIR.
 	tmp string
 	tr  *tracker
@@ -87,7 +87,7 @@ func startDemo(t *testing.T) *demoRun {
 	require.NoError(t, testenv.BuildCommand(bin, "./internal/demo/cmd/reflex-demo"))
 	r := &demoRun{
 		out:    newNarrativeWatch(),
-		stderr: &lockedBuffer{},
+		stderr: &testenv.LockedBuffer{},
 		tmp:    sharedTempDir(t),
 		tr:     newTracker(fs, os.Getpid()),
 		exited: make(chan struct{}),

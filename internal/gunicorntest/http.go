@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
+	"testing"
 	"time"
 )
 
@@ -70,4 +72,30 @@ func (g *Gunicorn) get(path string, timeout time.Duration) (int, string, error) 
 		return resp.StatusCode, string(b), fmt.Errorf("gunicorntest: GET %s: read body: %w", path, err)
 	}
 	return resp.StatusCode, string(b), nil
+}
+
+// Hold keeps n requests to path in flight on g, each started again as
+// soon as it ends (a worker timeout aborts it), until stop is called; a
+// cleanup of t calls stop too. The load tests' bound is stop: callers
+// stop it when their step ends.
+func (g *Gunicorn) Hold(t testing.TB, n int, path string) (stop func()) {
+	t.Helper()
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-done:
+					return
+				case <-g.GetAsync(path):
+				}
+			}
+		}()
+	}
+	stop = sync.OnceFunc(func() { close(done); wg.Wait() })
+	t.Cleanup(stop)
+	return stop
 }

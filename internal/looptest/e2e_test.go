@@ -130,7 +130,7 @@ func runLoop(t *testing.T, full bool) stages {
 	port := looptest.HungService(t)
 	var s stages
 	s.faultStart = time.Now()
-	stopHold := looptest.Hold(t, h.G, 2, fmt.Sprintf("/recv?port=%d", port))
+	stopHold := h.G.Hold(t, 2, fmt.Sprintf("/recv?port=%d", port))
 
 	s.timeoutLine = waitLogLine(t, h.G.ErrorLog, "WORKER TIMEOUT", 30*time.Second)
 	s.exporterSees = poll(t, 30*time.Second, "the exporter counts the timeout", func() bool {

@@ -4,8 +4,6 @@ import (
 	"net"
 	"sync"
 	"testing"
-
-	"github.com/gunicorn-reflex/gunicorn-reflex/internal/gunicorntest"
 )
 
 // HungService listens on a free port of 127.0.0.1, accepts every
@@ -46,30 +44,4 @@ func HungService(t testing.TB) int {
 		}
 	})
 	return l.Addr().(*net.TCPAddr).Port
-}
-
-// Hold keeps n requests to path in flight on g, each started again as
-// soon as it ends (a worker timeout aborts it), until stop is called; a
-// cleanup calls stop too.
-func Hold(t testing.TB, g *gunicorntest.Gunicorn, n int, path string) (stop func()) {
-	t.Helper()
-	done := make(chan struct{})
-	var wg sync.WaitGroup
-	for range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				select {
-				case <-done:
-					return
-				case <-g.GetAsync(path):
-				}
-			}
-		}()
-	}
-	var once sync.Once
-	stop = func() { once.Do(func() { close(done); wg.Wait() }) }
-	t.Cleanup(stop)
-	return stop
 }

@@ -42,6 +42,8 @@ func Start(t testing.TB, o Options) *Loop {
 // AuditLine is one decision of the receiver's audit log (the fields the
 // loop reads).
 type AuditLine struct {
+	ID       string    `json:"id"`
+	Verifies string    `json:"verifies"` // a verification line: the ID of the acted line it verifies
 	At       time.Time `json:"at"`
 	App      string    `json:"app"`
 	Action   string    `json:"action"`

@@ -74,20 +74,12 @@ func Settle(ctx context.Context, probe Probe, opts SettleOptions) (Settled, erro
 	if quiet <= 0 {
 		quiet = DefaultSettleQuiet
 	}
-	waker := opts.Waker
-	var tick <-chan time.Time // the default waker; nil (never ready) with opts.Waker
-	if waker == nil {
-		interval := opts.Interval
-		if interval <= 0 {
-			interval = DefaultSettleInterval
-		}
-		t := time.NewTicker(interval)
-		defer t.Stop()
-		tick = t.C
+	interval := opts.Interval
+	if interval <= 0 {
+		interval = DefaultSettleInterval
 	}
-	if tw, ok := waker.(*TestWaker); ok {
-		defer tw.finish()
-	}
+	pace := newPacer(opts.Waker, interval)
+	defer pace.close()
 	start := now()
 	var r Settled
 	var seen []string  // the counts read, for the evidence of an unsettled one
@@ -123,14 +115,7 @@ func Settle(ctx context.Context, probe Probe, opts SettleOptions) (Settled, erro
 			return r, fmt.Errorf("%w: no count held for %s with no worker exiting within %s (%d reads; counts seen last: %s)",
 				ErrUnsettled, quiet, bound, r.Reads, strings.Join(seen, ", "))
 		}
-		var wake <-chan struct{}
-		if waker != nil {
-			wake = waker.Wake()
-		}
-		select {
-		case <-wake:
-		case <-tick:
-		case <-ctx.Done():
+		if !pace.wait(ctx) {
 			return r, fmt.Errorf("%w: %w (%d reads; counts seen last: %s)", ErrUnsettled, ctx.Err(), r.Reads, strings.Join(seen, ", "))
 		}
 	}

@@ -157,20 +157,12 @@ func wait(ctx context.Context, probe Probe, opts Options, done func(Sample) bool
 	if deadline <= 0 {
 		deadline = DefaultDeadline
 	}
-	waker := opts.Waker
-	var tick <-chan time.Time // the default waker; nil (never ready) with opts.Waker
-	if waker == nil {
-		interval := opts.Interval
-		if interval <= 0 {
-			interval = DefaultInterval
-		}
-		t := time.NewTicker(interval)
-		defer t.Stop()
-		tick = t.C
+	interval := opts.Interval
+	if interval <= 0 {
+		interval = DefaultInterval
 	}
-	if tw, ok := waker.(*TestWaker); ok {
-		defer tw.finish()
-	}
+	pace := newPacer(opts.Waker, interval)
+	defer pace.close()
 	start := now()
 	var r Result
 	for {
@@ -191,14 +183,7 @@ func wait(ctx context.Context, probe Probe, opts Options, done func(Sample) bool
 			r.Evidence = failure(what, deadline, r)
 			return r, nil
 		}
-		var wake <-chan struct{}
-		if waker != nil {
-			wake = waker.Wake()
-		}
-		select {
-		case <-wake:
-		case <-tick:
-		case <-ctx.Done():
+		if !pace.wait(ctx) {
 			return r, fmt.Errorf("verify %s: %w", what, ctx.Err())
 		}
 	}

@@ -3,6 +3,7 @@ package verify
 import (
 	"context"
 	"sync"
+	"time"
 )
 
 // TestWaker is a Waker that a test steps by hand, so a verification runs
@@ -90,5 +91,45 @@ func (w *TestWaker) waitCalls(ctx context.Context, n int) (bool, error) {
 		case <-ctx.Done():
 			return false, ctx.Err()
 		}
+	}
+}
+
+// pacer paces a polling loop (a verification, a settle): between polls it
+// waits for the injected Waker, or else for a ticker at the interval.
+type pacer struct {
+	waker Waker
+	tick  <-chan time.Time // nil (never ready) when waker is set
+	stop  func()
+}
+
+func newPacer(waker Waker, interval time.Duration) pacer {
+	p := pacer{waker: waker, stop: func() {}}
+	if waker == nil {
+		t := time.NewTicker(interval)
+		p.tick, p.stop = t.C, t.Stop
+	}
+	return p
+}
+
+// wait blocks until the next poll is due; false when ctx ended first.
+func (p pacer) wait(ctx context.Context) bool {
+	var wake <-chan struct{}
+	if p.waker != nil {
+		wake = p.waker.Wake()
+	}
+	select {
+	case <-wake:
+	case <-p.tick:
+	case <-ctx.Done():
+		return false
+	}
+	return true
+}
+
+// close stops the ticker and tells a TestWaker the loop returned.
+func (p pacer) close() {
+	p.stop()
+	if tw, ok := p.waker.(*TestWaker); ok {
+		tw.finish()
 	}
 }

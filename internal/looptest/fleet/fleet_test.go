@@ -69,7 +69,7 @@ func TestFleetActsOnlyOnTheHostTheAlertIsAbout(t *testing.T) {
 	// one waiting), and each ends in a WORKER TIMEOUT.
 	port := looptest.HungService(t)
 	start := time.Now()
-	looptest.Hold(t, a.G, workersA+2, fmt.Sprintf("/recv?port=%d", port))
+	a.G.Hold(t, workersA+2, fmt.Sprintf("/recv?port=%d", port))
 
 	p.WaitAlert(t, 60*time.Second, scaleUpAlert, "firing", "instance", a.Instance)
 	t.Logf("%v after the fault: %s firing for %s", time.Since(start).Round(time.Millisecond), scaleUpAlert, a.Instance)
